@@ -1,0 +1,44 @@
+"""StoreLink's API: a table of contents. Code lives in chalicelib/."""
+from chalice import Chalice, Rate
+
+from chalicelib.api import callbacks, orders, scans, sessions, stores
+from chalicelib.api.admin import catalogue as admin_catalogue
+from chalicelib.api.admin import customers as admin_customers
+from chalicelib.api.admin import network as admin_network
+from chalicelib.api.admin import orders as admin_orders
+from chalicelib.api.admin import refunds as admin_refunds
+from chalicelib.api.admin import scenes as admin_scenes
+from chalicelib.api.middleware import errors_and_access_log
+
+app = Chalice(app_name="storelink")
+app.register_middleware(errors_and_access_log, "http")
+
+app.register_blueprint(sessions.bp, url_prefix="/v1")
+app.register_blueprint(callbacks.bp, url_prefix="/v1")
+app.register_blueprint(orders.bp, url_prefix="/v1")
+app.register_blueprint(stores.bp, url_prefix="/v1")
+app.register_blueprint(scans.bp, url_prefix="/v1")
+app.register_blueprint(admin_network.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_catalogue.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_orders.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_refunds.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_customers.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_scenes.bp, url_prefix="/v1/admin")
+# Mini-program and printable QR codes answer image/png (Accept: image/png).
+app.api.binary_types = sorted({*app.api.binary_types, "image/png"})
+
+
+# The outbox stream's consumer; its event-source mapping lives in infra/aws
+# (Chalice's @app.on_dynamodb_record would need the stream ARN at import time).
+@app.lambda_function(name="outbox_consumer")
+def outbox_consumer(event, context):
+    from chalicelib.jobs.outbox import consume
+
+    return consume(event)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="close-expired-orders")
+def close_expired_orders(event):
+    from chalicelib.jobs import close_expired_orders as job
+
+    return job.run()

@@ -1,0 +1,1 @@
+"""StoreLink: the backend of a brand's dealer-network mall inside WeChat."""

@@ -1,0 +1,1 @@
+"""The back office under /v1/admin: brand, dealer and store tokens."""

@@ -1,0 +1,1 @@
+"""Persistence: PynamoDB records, their binding to a stage's tables, repositories."""

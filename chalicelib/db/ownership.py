@@ -1,0 +1,57 @@
+"""A customer's owning store, changed only together with its history entry."""
+from __future__ import annotations
+
+from chalicelib.db.binding import bind_records, transaction_connection
+from chalicelib.db.orders import _failed_condition
+
+
+class OwnerChanged(Exception):
+    """The owner is not (any more) the one the decision was made against."""
+
+
+class AlreadyRecorded(Exception):
+    """This cause (e.g. this order) already changed the owner once."""
+
+
+class OwnershipRepository:
+    def __init__(self) -> None:
+        bind_records()
+
+    def change(self, customer_id: str, expected_store: str | None, to_store: str, to_dealer: str | None,
+               basis: str, reason: str, cause_key: str, at: float) -> None:
+        from pynamodb.exceptions import TransactWriteError
+        from pynamodb.transactions import TransactWrite
+
+        from chalicelib.db.records import CustomerRecord, OwnershipChangeRecord
+
+        expected = (CustomerRecord.owning_store_id.does_not_exist() if expected_store is None
+                    else CustomerRecord.owning_store_id == expected_store)
+        try:
+            with TransactWrite(connection=transaction_connection()) as tx:
+                tx.save(OwnershipChangeRecord(customer_id, f"{int(at * 1000):015d}#{cause_key}",
+                                              from_store_id=expected_store, to_store_id=to_store,
+                                              to_dealer_id=to_dealer, basis=basis, reason=reason, at=at),
+                        condition=OwnershipChangeRecord.change_id.does_not_exist())
+                tx.update(CustomerRecord(customer_id),
+                          actions=[CustomerRecord.owning_store_id.set(to_store),
+                                   CustomerRecord.owning_dealer_id.set(to_dealer),
+                                   CustomerRecord.owner_basis.set(basis)],
+                          condition=CustomerRecord.customer_id.exists() & expected)
+        except TransactWriteError as exc:
+            reasons = list(exc.cancellation_reasons or [])
+            if _failed_condition(reasons, 0):
+                raise AlreadyRecorded(cause_key) from exc
+            if _failed_condition(reasons, 1):
+                raise OwnerChanged(customer_id) from exc
+            raise
+
+    def history(self, customer_id: str) -> list:
+        from chalicelib.db.records import OwnershipChangeRecord
+
+        return list(OwnershipChangeRecord.query(customer_id, consistent_read=True))
+
+    def customer(self, customer_id: str):
+        from chalicelib.db import items
+        from chalicelib.db.records import CustomerRecord
+
+        return items.get(CustomerRecord, customer_id)

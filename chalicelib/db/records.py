@@ -1,0 +1,346 @@
+"""Every table, defined once.
+
+These classes are used by the code and, through ``chalicelib.db.schema``, to create
+the local tables (and, later, checked against the AWS template). Records are
+storage shapes, not the domain: repositories translate. Table names and
+endpoints are bound per stage at first use (``chalicelib.db.binding``), never at
+import. Money attributes end in ``_fen`` and hold integers.
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+UNBOUND = "unbound"
+
+
+class _Record(Model):
+    """Base for every record: the short name is what the stage prefix is put before."""
+
+    short_name = ""
+
+    class Meta:
+        table_name = UNBOUND
+        billing_mode = "PAY_PER_REQUEST"
+
+    def __init_subclass__(cls, **kwargs):
+        # Each table gets its own Meta: an inherited one would be shared, and
+        # binding one table's name would rename them all.
+        if "Meta" not in cls.__dict__:
+            cls.Meta = type("Meta", (cls.Meta,), {"table_name": UNBOUND})
+        super().__init_subclass__(**kwargs)
+
+
+def _index(name: str, hash_key: str, range_key: str | None = None, numeric_range: bool = False):
+    """A GSI class projecting all attributes (reads avoid a second fetch)."""
+    attrs = {
+        "Meta": type("Meta", (), {"index_name": name, "projection": AllProjection(),
+                                   "billing_mode": "PAY_PER_REQUEST"}),
+        hash_key: UnicodeAttribute(hash_key=True),
+    }
+    if range_key:
+        attrs[range_key] = (NumberAttribute if numeric_range else UnicodeAttribute)(range_key=True)
+    return type(f"{name}_index", (GlobalSecondaryIndex,), attrs)()
+
+
+class BrandRecord(_Record):
+    short_name = "brands"
+    brand_id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    created_at = NumberAttribute()
+
+
+class DealerRecord(_Record):
+    short_name = "dealers"
+    dealer_id = UnicodeAttribute(hash_key=True)
+    brand_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    sub_mchid = UnicodeAttribute()       # the dealer's WeChat Pay sub-merchant
+    status = UnicodeAttribute(default="ACTIVE")
+    created_at = NumberAttribute()
+    by_brand = _index("by_brand", "brand_id", "dealer_id")
+
+
+class StoreRecord(_Record):
+    short_name = "stores"
+    store_id = UnicodeAttribute(hash_key=True)
+    dealer_id = UnicodeAttribute()
+    brand_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    city = UnicodeAttribute()
+    address = UnicodeAttribute(default="")
+    # WGS-84 degrees (coordinates, not money: floats are fine here)
+    lat = NumberAttribute()
+    lng = NumberAttribute()
+    geo_cell = UnicodeAttribute()        # H3 cell holding the store, for nearest-store lookups
+    # The dealer's WeChat Pay sub-merchant, copied here so placing an order reads one
+    # item less (kept in step by update_dealer)
+    sub_mchid = UnicodeAttribute(null=True)
+    services = UnicodeSetAttribute(default=set)
+    # {"mon": [["09:00", "21:00"]], ...} in Beijing time; a day absent is closed
+    opening_hours = JSONAttribute(default=dict)
+    status = UnicodeAttribute(default="ACTIVE")
+    created_at = NumberAttribute()
+    by_dealer = _index("by_dealer", "dealer_id", "store_id")
+    by_brand = _index("by_brand", "brand_id", "store_id")
+    by_geo_cell = _index("by_geo_cell", "geo_cell", "store_id")
+
+
+class StaffRecord(_Record):
+    short_name = "staff"
+    staff_id = UnicodeAttribute(hash_key=True)
+    store_id = UnicodeAttribute()
+    dealer_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    role = UnicodeAttribute(default="GUIDE")
+    status = UnicodeAttribute(default="ACTIVE")
+    created_at = NumberAttribute()
+    by_store = _index("by_store", "store_id", "staff_id")
+    by_dealer = _index("by_dealer", "dealer_id", "staff_id")
+
+
+class ProductRecord(_Record):
+    short_name = "products"
+    sku = UnicodeAttribute(hash_key=True)
+    brand_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    category = UnicodeAttribute(default="")
+    price_fen = NumberAttribute()        # the unified national price
+    cost_fen = NumberAttribute()         # what the brand is owed per unit sold
+    status = UnicodeAttribute(default="ACTIVE")
+    created_at = NumberAttribute()
+    by_brand = _index("by_brand", "brand_id", "sku")
+
+
+class StockRecord(_Record):
+    short_name = "stock"
+    # "warehouse:cloud" or "store:<store_id>"
+    location_id = UnicodeAttribute(hash_key=True)
+    sku = UnicodeAttribute(range_key=True)
+    location_type = UnicodeAttribute()   # WAREHOUSE | STORE
+    dealer_id = UnicodeAttribute(null=True)
+    on_hand = NumberAttribute(default=0)
+    reserved = NumberAttribute(default=0)  # held by unpaid orders
+    # on_hand - reserved, kept as its own attribute because a condition cannot
+    # subtract: reserving checks "available >= quantity" in one conditional write
+    available = NumberAttribute(default=0)
+    version = NumberAttribute(default=0)
+    updated_at = NumberAttribute()
+    by_sku = _index("by_sku", "sku", "location_id")
+
+
+class CustomerRecord(_Record):
+    short_name = "customers"
+    customer_id = UnicodeAttribute(hash_key=True)
+    openid = UnicodeAttribute()          # mini-program (sp_appid) openid
+    unionid = UnicodeAttribute(null=True)
+    first_seen_at = NumberAttribute()
+    last_seen_at = NumberAttribute()
+    owning_store_id = UnicodeAttribute(null=True)
+    owning_dealer_id = UnicodeAttribute(null=True)
+    owner_basis = UnicodeAttribute(null=True)       # ROUTED | SCANNED | PURCHASED
+    points_balance = NumberAttribute(default=0)
+    promoter_status = UnicodeAttribute(default="NONE")
+
+
+class SceneRecord(_Record):
+    """What a QR scene token stands for: a store, a staff badge, a campaign poster, a
+    product package or a promoter's share code."""
+    short_name = "scenes"
+    scene = UnicodeAttribute(hash_key=True)        # the token in the code (<= 32 chars, WeChat's charset)
+    kind = UnicodeAttribute()                      # store | staff | campaign | product | promoter
+    brand_id = UnicodeAttribute()
+    store_id = UnicodeAttribute(null=True)         # the store it binds to (store, staff; a campaign's first store)
+    dealer_id = UnicodeAttribute(null=True)
+    staff_id = UnicodeAttribute(null=True)
+    sku = UnicodeAttribute(null=True)
+    promoter_customer_id = UnicodeAttribute(null=True)
+    campaign = JSONAttribute(null=True)            # {name, store_ids, starts_at, ends_at}
+    welcome = JSONAttribute(null=True)             # {title, message, featured_skus}
+    status = UnicodeAttribute(default="ACTIVE")    # ACTIVE | RETIRED (history kept)
+    created_at = NumberAttribute()
+    retired_at = NumberAttribute(null=True)
+    by_store = _index("by_store", "store_id", "scene")
+
+
+class ScanRecord(_Record):
+    """One scan: first-party data (who, which scene, where coarsely, when, what followed)."""
+    short_name = "scans"
+    scan_id = UnicodeAttribute(hash_key=True)
+    customer_id = UnicodeAttribute()
+    scene = UnicodeAttribute()
+    kind = UnicodeAttribute(null=True)             # null when the scene was unknown or retired
+    store_id = UnicodeAttribute(null=True)
+    staff_id = UnicodeAttribute(null=True)
+    sku = UnicodeAttribute(null=True)
+    campaign_name = UnicodeAttribute(null=True)
+    city = UnicodeAttribute(null=True)
+    area_cell = UnicodeAttribute(null=True)        # coarse H3 cell, never a precise track
+    outcome = UnicodeAttribute()                   # e.g. FIRST_SCAN, VISIT_RECORDED, SCENE_NOT_FOUND
+    points_awarded = NumberAttribute(default=0)
+    at = NumberAttribute()
+    by_customer = _index("by_customer", "customer_id", "at", numeric_range=True)
+
+
+class PointsEntryRecord(_Record):
+    """The append-only points ledger; the balance on the customer moves in the same transaction."""
+    short_name = "points_ledger"
+    customer_id = UnicodeAttribute(hash_key=True)
+    entry_id = UnicodeAttribute(range_key=True)    # e.g. scan#<scene>#<Beijing day>: once per key
+    points = NumberAttribute()
+    reason = UnicodeAttribute()
+    at = NumberAttribute()
+
+
+class OwnershipChangeRecord(_Record):
+    """Every change of a customer's owning store: from, to, why, when, caused by what."""
+    short_name = "ownership_changes"
+    customer_id = UnicodeAttribute(hash_key=True)
+    change_id = UnicodeAttribute(range_key=True)   # <ms of the cause>#<cause key>: sorts by time, unique per cause
+    from_store_id = UnicodeAttribute(null=True)
+    to_store_id = UnicodeAttribute()
+    to_dealer_id = UnicodeAttribute(null=True)
+    basis = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    at = NumberAttribute()
+
+
+class CustomerIdentityRecord(_Record):
+    """unionid#… / openid#… → customer_id: how a WeChat identity finds its customer."""
+    short_name = "customer_identities"
+    identity = UnicodeAttribute(hash_key=True)
+    customer_id = UnicodeAttribute()
+    created_at = NumberAttribute()
+
+
+class OrderRecord(_Record):
+    """An order; ``order_id`` is its WeChat Pay ``out_trade_no``."""
+    short_name = "orders"
+    order_id = UnicodeAttribute(hash_key=True)
+    customer_id = UnicodeAttribute()
+    store_id = UnicodeAttribute()
+    dealer_id = UnicodeAttribute()
+    sub_mchid = UnicodeAttribute()
+    status = UnicodeAttribute()
+    lines = JSONAttribute()               # [{sku, name, quantity, unit_price_fen, line_total_fen, ship_from}]
+    subtotal_fen = NumberAttribute()
+    discount_fen = NumberAttribute()
+    payable_fen = NumberAttribute()
+    refunded_fen = NumberAttribute(default=0)
+    fulfillment = JSONAttribute(default=dict)
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    paid_at = NumberAttribute(null=True)
+    transaction_id = UnicodeAttribute(null=True)
+    prepay_id = UnicodeAttribute(null=True)
+    prepay_at = NumberAttribute(null=True)
+    version = NumberAttribute(default=0)
+    # Set while the order may still need closing at the provider (P0..P9 spreads the
+    # index over partitions); removed once paid, or closed here and at WeChat.
+    pending_shard = UnicodeAttribute(null=True)
+    shipping = JSONAttribute(null=True)          # carrier, tracking number, who handed it over
+    shipped_at = NumberAttribute(null=True)      # shipped, or ready for pick-up
+    completed_at = NumberAttribute(null=True)
+    # Set while shipped and not yet received (sparse), so the close job can complete
+    # orders shipped long ago without a Scan.
+    fulfilling_shard = UnicodeAttribute(null=True)
+    refund_attempts = NumberAttribute(default=0)       # out_refund_no attempts numbered on the order
+    refund_committed_fen = NumberAttribute(default=0)  # held by refunds asked, processing or done
+    by_customer = _index("by_customer", "customer_id", "created_at", numeric_range=True)
+    by_store = _index("by_store", "store_id", "created_at", numeric_range=True)
+    pending_by_expiry = _index("pending_by_expiry", "pending_shard", "expires_at", numeric_range=True)
+    fulfilling_by_shipped = _index("fulfilling_by_shipped", "fulfilling_shard", "shipped_at", numeric_range=True)
+
+
+class RefundRecord(_Record):
+    """A refund or return request; each attempt at the provider has its own out_refund_no."""
+    short_name = "refunds"
+    refund_id = UnicodeAttribute(hash_key=True)
+    order_id = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    store_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    amount_fen = NumberAttribute()
+    lines = JSONAttribute(default=list)       # [{sku, quantity, amount_fen}], empty for a refund by amount
+    reason = UnicodeAttribute()
+    restock = UnicodeAttribute(null=True)     # "YES" when returned units go back on the shelf
+    out_refund_no = UnicodeAttribute()        # the current attempt's, stored before the call
+    attempts = JSONAttribute(default=list)    # [{out_refund_no, status, cause?}]
+    provider_requested = UnicodeAttribute(null=True)  # "YES" once the provider accepted the attempt
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    success_at = NumberAttribute(null=True)
+    # Set while the job may have to act (call, poll, retry): sparse, sharded
+    open_shard = UnicodeAttribute(null=True)
+    by_order = _index("by_order", "order_id", "created_at", numeric_range=True)
+    open_by_update = _index("open_by_update", "open_shard", "updated_at", numeric_range=True)
+
+
+class OrderEventRecord(_Record):
+    """The order's append-only history: every transition, and every refused one with its cause."""
+    short_name = "order_events"
+    order_id = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute(range_key=True)   # <zero-padded ms>#<random>: sorts by time
+    kind = UnicodeAttribute()                     # e.g. PAYMENT_APPLIED, TRANSITION_REFUSED
+    detail = JSONAttribute(default=dict)
+    at = NumberAttribute()
+
+
+class IdempotencyRecord(_Record):
+    """An Idempotency-Key and what its first request answered (kept >= 24 h)."""
+    short_name = "idempotency_keys"
+    scope_key = UnicodeAttribute(hash_key=True)   # <customer_id>#<operation>#<key>
+    request_hash = UnicodeAttribute()
+    state = UnicodeAttribute()                    # IN_PROGRESS | PREPAY_FAILED | DONE
+    resource_id = UnicodeAttribute(null=True)     # the order it created, to resume a failed prepay
+    response_status = NumberAttribute(null=True)
+    response_body = JSONAttribute(null=True)
+    created_at = NumberAttribute()
+    # Checked on read (DynamoDB Local never deletes on TTL; AWS deletes late)
+    expires_at = TTLAttribute()
+
+
+class OutboxRecord(_Record):
+    """Follow-up work written in the same transaction as the change that causes it,
+    consumed from the table's stream (in AWS by the outbox_consumer Lambda, locally
+    by the scheduler). Items expire through TTL once consumed work is long done."""
+    short_name = "outbox"
+    outbox_id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()            # e.g. PAYMENT_CAPTURED (past tense: an event)
+    payload = JSONAttribute(default=dict)
+    created_at = NumberAttribute()
+    consumed_at = NumberAttribute(null=True)   # set once, by the first consumer to finish it
+    expires_at = TTLAttribute(null=True)
+
+    class Meta:
+        table_name = UNBOUND
+        billing_mode = "PAY_PER_REQUEST"
+        stream_view_type = "NEW_IMAGE"
+
+
+ALL_RECORDS: tuple[type[_Record], ...] = (
+    BrandRecord,
+    DealerRecord,
+    StoreRecord,
+    StaffRecord,
+    ProductRecord,
+    StockRecord,
+    CustomerRecord,
+    CustomerIdentityRecord,
+    OwnershipChangeRecord,
+    SceneRecord,
+    ScanRecord,
+    PointsEntryRecord,
+    OrderRecord,
+    RefundRecord,
+    OrderEventRecord,
+    IdempotencyRecord,
+    OutboxRecord,
+)

@@ -1,0 +1,1 @@
+"""Pure business rules: plain Python, no I/O, no framework imports."""

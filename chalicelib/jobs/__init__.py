@@ -1,0 +1,1 @@
+"""Scheduled and queued entry points: thin, like the HTTP ones."""

@@ -1,0 +1,1 @@
+"""Use cases: each receives its collaborators, so tests can hand in fakes."""

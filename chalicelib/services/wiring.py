@@ -1,0 +1,108 @@
+"""The default collaborators of the use cases, built once per process and lazily.
+
+Entry points take them from here; tests hand their own to the use cases instead.
+"""
+from __future__ import annotations
+
+import functools
+
+
+@functools.lru_cache(maxsize=1)
+def customers():
+    from chalicelib.db.customers import CustomerRepository
+
+    return CustomerRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def network():
+    from chalicelib.db.network import NetworkRepository
+
+    return NetworkRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def catalogue():
+    from chalicelib.db.catalogue import CatalogueRepository
+
+    return CatalogueRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def orders():
+    from chalicelib.db.orders import OrderRepository
+
+    return OrderRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def payment_records():
+    from chalicelib.db.orders import PaymentRepository
+
+    return PaymentRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def fulfilment():
+    from chalicelib.db.fulfilment import FulfilmentRepository
+
+    return FulfilmentRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def refunds():
+    from chalicelib.db.refunds import RefundRepository
+
+    return RefundRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def ownership():
+    from chalicelib.db.ownership import OwnershipRepository
+
+    return OwnershipRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def scans():
+    from chalicelib.db.scans import ScanRepository
+
+    return ScanRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def scenes():
+    from chalicelib.db.scenes import SceneRepository
+
+    return SceneRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def payments():
+    from chalicelib.wechat.pay import default_client
+
+    return default_client()
+
+
+@functools.lru_cache(maxsize=1)
+def miniprogram():
+    from chalicelib.wechat.miniprogram import default_client
+
+    return default_client()
+
+
+def token_signing_key() -> str:
+    from chalicelib.secrets import TOKEN_SIGNING_KEY, get_secret
+
+    return get_secret(TOKEN_SIGNING_KEY)
+
+
+def now() -> float:
+    from chalicelib.clock import timestamp
+
+    return timestamp()
+
+
+def reset() -> None:
+    for factory in (customers, network, catalogue, orders, payment_records, fulfilment, refunds, ownership, scans, scenes, payments, miniprogram):
+        getattr(factory, "cache_clear", lambda: None)()
