@@ -150,8 +150,21 @@ def main() -> int:
         from chalicelib.db.records import ProductRecord, SceneRecord
         from chalicelib.services.scans import scan as scan_scene
 
-        SceneRecord("s.bench", kind="store", brand_id="brand-lumen", store_id="store-cd-chunxi", status="ACTIVE",
-                    created_at=time.time()).save()
+        from chalicelib.domain.scenes import Scene, store_card
+
+        chunxi = wiring.network().get_store("store-cd-chunxi")
+        wiring.scenes().add(Scene(scene="s.bench", kind="store", brand_id="brand-lumen", store_id=chunxi.store_id,
+                                  dealer_id=chunxi.dealer_id, store_card=store_card(chunxi), created_at=time.time()))
+        from chalicelib.db.records import CustomerRecord
+
+        newcomers = [f"cu_bench_new_{n}" for n in range(args.orders)]
+        for newcomer in newcomers:     # made before measuring: only the scan is counted
+            CustomerRecord(newcomer, openid=f"o_{newcomer}", first_seen_at=time.time(),
+                           last_seen_at=time.time()).save()
+        arriving = iter(newcomers)
+
+        def scan_new_customer():
+            scan_scene(next(arriving), "s.bench", None, None, scans=wiring.scans(), now=time.time())
         baseline = measure(meter, "baseline: one GetItem", args.orders,
                            lambda: ProductRecord.get("LM-MS-WL", consistent_read=True))
         def scan_common():
@@ -161,13 +174,14 @@ def main() -> int:
                 measure(meter, "place an order (2 lines)", args.orders, place),
                 measure(meter, "scan (bound customer, repeat)", args.orders, scan_common),
                 measure(meter, "apply a payment callback", args.orders, apply_first),
-                measure(meter, "apply a duplicate callback", args.orders, apply_duplicate)]
+                measure(meter, "apply a duplicate callback", args.orders, apply_duplicate),
+                measure(meter, "scan (new customer, binds)", args.orders, scan_new_customer)]
         print(f"{'operation':30s} {'round trips':>11s} {'max':>4s} {'RCU':>6s} {'WCU':>6s} {'latency ms':>10s} {'x baseline':>10s}")
         for row in rows:
             print(f"{row['label']:30s} {row['round_trips']:11.2f} {row['max_round_trips']:4d} {row['rcu']:6.1f} "
                   f"{row['wcu']:6.1f} {row['latency_ms']:10.2f} {row['latency_ms'] / baseline['latency_ms']:10.1f}")
         print(f"targets: order <= 3 round trips -> {'OK' if rows[1]['max_round_trips'] <= 3 else 'OVER'}; "
-              f"scan <= 2 -> {'OK' if rows[2]['max_round_trips'] <= 2 else 'OVER'}; "
+              f"scan <= 2 -> {'OK' if max(rows[2]['max_round_trips'], rows[5]['max_round_trips']) <= 2 else 'OVER'}; "
               f"callback <= 2 -> {'OK' if rows[3]['max_round_trips'] <= 2 else 'OVER'}")
         print("calls by operation:", dict(meter.calls))
     finally:

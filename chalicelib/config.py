@@ -41,6 +41,11 @@ class Settings:
     notify_url: str
     # Days after shipping when an order counts as received (WeChat's own is 10)
     auto_receipt_days: int = 10
+    # Promoters: AUTO approval or BRAND approval; how a share code binds (attribution rules)
+    promoter_approval: str = "AUTO"
+    promoter_binding_rule: str = "FIRST_TOUCH"
+    # A bound customer scanning another store moves to it (brands that want it; off by default)
+    rebind_on_scan: bool = False
 
     @property
     def is_local(self) -> bool:
@@ -94,9 +99,27 @@ def settings() -> Settings:
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         wechat_timeout_s=timeout,
         auto_receipt_days=_days("AUTO_RECEIPT_DAYS", 10),
+        promoter_approval=_choice("PROMOTER_APPROVAL", "AUTO", ("AUTO", "BRAND")),
+        promoter_binding_rule=_choice("PROMOTER_BINDING_RULE", "FIRST_TOUCH",
+                                      ("FIRST_TOUCH", "NEW_CUSTOMERS_ONLY", "LAST_TOUCH")),
+        rebind_on_scan=_flag("REBIND_ON_SCAN"),
         notify_url=os.environ.get("WECHATPAY_NOTIFY_URL") or (
             os.environ.get("STORELINK_API_URL", "http://127.0.0.1:8000").rstrip("/") + "/v1/callbacks/wechatpay"),
     )
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip().upper() or default
+    if value not in allowed:
+        raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "false").strip().lower()
+    if value not in ("true", "false", "1", "0", ""):
+        raise ConfigurationError(f"{name} must be true or false")
+    return value in ("true", "1")
 
 
 def reset_settings() -> None:

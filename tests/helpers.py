@@ -45,6 +45,16 @@ class FakeMiniProgram:
             raise InvalidLoginCode(wechat_errcode=40029)
         return WeChatIdentity(openid=f"o_{x}", unionid=f"u_{x}")
 
+    def wxacode(self, scene: str, page: str, width: int) -> bytes:
+        """A plain QR of what the real code stands for (the sandbox draws the real kind)."""
+        import io
+
+        import segno
+
+        buffer = io.BytesIO()
+        segno.make(f"{page}?scene={scene}", micro=False).save(buffer, kind="png", scale=max(1, width // 60))
+        return buffer.getvalue()
+
 
 class FakePayments:
     """The payment provider in memory: prepay ids per out_trade_no, like WeChat."""

@@ -44,4 +44,5 @@ def _sign(payload: bytes, key: str) -> str:
 
 
 def page(items: list, last_key: dict | None, key: str) -> dict:
-    return {"items": [i.to_json() for i in items], "next_cursor": encode_cursor(last_key, key)}
+    return {"items": [i if isinstance(i, dict) else i.to_json() for i in items],
+            "next_cursor": encode_cursor(last_key, key)}

@@ -17,7 +17,8 @@ SCENE = re.compile(r"^[A-Za-z0-9!#$&'()*+,/:;=?@\-._~]{1,32}$")
 
 @bp.route("/scans", methods=["POST"])
 def create_scan():
-    from chalicelib.services.scans import scan
+    from chalicelib.config import settings
+    from chalicelib.services.scans import ScanPolicy, scan
 
     request = bp.current_request
     customer = sessions.current_customer(request.headers.get("authorization"), customers=wiring.customers(),
@@ -28,5 +29,8 @@ def create_scan():
     lat = lng = None
     if "lat" in body or "lng" in body:
         lat, lng = check_coordinates(body.get("lat"), body.get("lng"))
-    answer = scan(customer.customer_id, body["scene"], lat, lng, scans=wiring.scans(), now=wiring.now())
+    config = settings()
+    policy = ScanPolicy(rebind_on_scan=config.rebind_on_scan, promoter_rule=config.promoter_binding_rule)
+    answer = scan(customer.customer_id, body["scene"], lat, lng, scans=wiring.scans(), now=wiring.now(),
+                  policy=policy)
     return Response(answer, status_code=201)

@@ -59,6 +59,7 @@ class NetworkRepository:
             changes["geo_cell"] = store_cell(changes["lat"], changes["lng"])
         actions = [getattr(StoreRecord, name).set(value) if value is not None
                    else getattr(StoreRecord, name).remove() for name, value in changes.items()]
+        actions.append(StoreRecord.version.add(1))
         record = items.update(StoreRecord, (store_id,), actions, StoreRecord.store_id.exists(),
                               NotFound(f"No store {store_id}.", store_id=store_id))
         return _store(record)

@@ -205,7 +205,8 @@ class PaymentRepository:
 
     def mark_paid(self, order_id: str, transaction_id: str, amount_fen: int, paid_at: float,
                   follow_up: list[tuple[str, dict]], now: float) -> None:
-        """PENDING_PAYMENT -> PAID, the history and the follow-up work, all or nothing.
+        """PENDING_PAYMENT -> PAID, the history and the follow-up outbox items (work and
+        funnel events), all or nothing.
 
         Raises OrderChanged when the order is not (any more) pending with that amount.
         TransactionConflict (a concurrent transaction on the same items) propagates as
@@ -230,7 +231,7 @@ class PaymentRepository:
                 for kind, payload in follow_up:
                     tx.save(new_outbox_item(kind, payload, now))
         except TransactWriteError as exc:
-            # PynamoDB sends puts before updates: [event, outbox..., order]
+            # PynamoDB sends puts before updates: [event, outbox... (work and ORDER_PAID), order]
             if _failed_condition(list(exc.cancellation_reasons or []), 1 + len(follow_up)):
                 raise OrderChanged(order_id) from exc
             raise

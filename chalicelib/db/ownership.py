@@ -19,11 +19,20 @@ class OwnershipRepository:
 
     def change(self, customer_id: str, expected_store: str | None, to_store: str, to_dealer: str | None,
                basis: str, reason: str, cause_key: str, at: float) -> None:
+        """Move the owner, record the change and write CUSTOMER_BOUND, all or nothing.
+
+        Raises AlreadyRecorded when this cause changed the owner before, OwnerChanged
+        when the owner is no longer ``expected_store``.
+        """
         from pynamodb.exceptions import TransactWriteError
         from pynamodb.transactions import TransactWrite
 
+        from chalicelib.db.outbox import new_outbox_item
         from chalicelib.db.records import CustomerRecord, OwnershipChangeRecord
+        from chalicelib.domain import events
 
+        bound = events.customer_bound(customer_id=customer_id, from_store_id=expected_store, to_store_id=to_store,
+                                      to_dealer_id=to_dealer, basis=basis, reason=reason, cause=cause_key, at=at)
         expected = (CustomerRecord.owning_store_id.does_not_exist() if expected_store is None
                     else CustomerRecord.owning_store_id == expected_store)
         try:
@@ -32,16 +41,18 @@ class OwnershipRepository:
                                               from_store_id=expected_store, to_store_id=to_store,
                                               to_dealer_id=to_dealer, basis=basis, reason=reason, at=at),
                         condition=OwnershipChangeRecord.change_id.does_not_exist())
+                tx.save(new_outbox_item(events.CUSTOMER_BOUND, bound, at))
                 tx.update(CustomerRecord(customer_id),
                           actions=[CustomerRecord.owning_store_id.set(to_store),
                                    CustomerRecord.owning_dealer_id.set(to_dealer),
                                    CustomerRecord.owner_basis.set(basis)],
                           condition=CustomerRecord.customer_id.exists() & expected)
         except TransactWriteError as exc:
+            # PynamoDB sends puts before updates: [change, outbox, customer]
             reasons = list(exc.cancellation_reasons or [])
             if _failed_condition(reasons, 0):
                 raise AlreadyRecorded(cause_key) from exc
-            if _failed_condition(reasons, 1):
+            if _failed_condition(reasons, 2):
                 raise OwnerChanged(customer_id) from exc
             raise
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pynamodb.attributes import (
     JSONAttribute,
+    ListAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -88,6 +89,8 @@ class StoreRecord(_Record):
     opening_hours = JSONAttribute(default=dict)
     status = UnicodeAttribute(default="ACTIVE")
     created_at = NumberAttribute()
+    # +1 on every change: copies of the store (the card on its scenes) keep only the newest
+    version = NumberAttribute(default=0)
     by_dealer = _index("by_dealer", "dealer_id", "store_id")
     by_brand = _index("by_brand", "brand_id", "store_id")
     by_geo_cell = _index("by_geo_cell", "geo_cell", "store_id")
@@ -147,7 +150,11 @@ class CustomerRecord(_Record):
     owning_dealer_id = UnicodeAttribute(null=True)
     owner_basis = UnicodeAttribute(null=True)       # ROUTED | SCANNED | PURCHASED
     points_balance = NumberAttribute(default=0)
-    promoter_status = UnicodeAttribute(default="NONE")
+    promoter_status = UnicodeAttribute(default="NONE")   # NONE | PENDING | APPROVED | REJECTED
+    # The promoter this customer arrived through, and the upline nearest first (<= 3)
+    promoter_id = UnicodeAttribute(null=True)
+    promoter_chain = ListAttribute(of=UnicodeAttribute, null=True)
+    promoter_bound_at = NumberAttribute(null=True)
 
 
 class SceneRecord(_Record):
@@ -164,6 +171,10 @@ class SceneRecord(_Record):
     promoter_customer_id = UnicodeAttribute(null=True)
     campaign = JSONAttribute(null=True)            # {name, store_ids, starts_at, ends_at}
     welcome = JSONAttribute(null=True)             # {title, message, featured_skus}
+    # A copy of the bound store's card (name, city, address, services, hours, status) so a
+    # scan reads no store item; refreshed on every store change, newest version wins.
+    store_card = JSONAttribute(null=True)
+    store_card_version = NumberAttribute(null=True)
     status = UnicodeAttribute(default="ACTIVE")    # ACTIVE | RETIRED (history kept)
     created_at = NumberAttribute()
     retired_at = NumberAttribute(null=True)
@@ -207,9 +218,36 @@ class OwnershipChangeRecord(_Record):
     from_store_id = UnicodeAttribute(null=True)
     to_store_id = UnicodeAttribute()
     to_dealer_id = UnicodeAttribute(null=True)
+    staff_id = UnicodeAttribute(null=True)         # the guide whose badge was scanned, credited
     basis = UnicodeAttribute()
     reason = UnicodeAttribute()
     at = NumberAttribute()
+
+
+class PromoterRecord(_Record):
+    """A customer who shares the brand with friends (分销员), and their share scene."""
+    short_name = "promoters"
+    customer_id = UnicodeAttribute(hash_key=True)
+    brand_id = UnicodeAttribute()
+    status = UnicodeAttribute()                    # PENDING | APPROVED | REJECTED
+    brand_status = UnicodeAttribute()              # <brand_id>#<status>: the brand's queue of applications
+    scene = UnicodeAttribute(null=True)            # the share scene, once approved
+    store_id = UnicodeAttribute()                  # the store their share code binds friends to
+    created_at = NumberAttribute()                 # applied (again, after a rejection) at
+    decided_at = NumberAttribute(null=True)
+    by_brand_status = _index("by_brand_status", "brand_status", "created_at", numeric_range=True)
+
+
+class ReferralRecord(_Record):
+    """A customer bound under a promoter: the promoter's friends, and the chain kept."""
+    short_name = "referrals"
+    promoter_id = UnicodeAttribute(hash_key=True)
+    customer_id = UnicodeAttribute(range_key=True)
+    chain = ListAttribute(of=UnicodeAttribute)     # the customer's upline, nearest (= promoter_id) first
+    scene = UnicodeAttribute()
+    rule = UnicodeAttribute()
+    bound_at = NumberAttribute()
+    ended_at = NumberAttribute(null=True)          # another promoter took over (LAST_TOUCH rule)
 
 
 class CustomerIdentityRecord(_Record):
@@ -335,6 +373,8 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
     CustomerRecord,
     CustomerIdentityRecord,
     OwnershipChangeRecord,
+    PromoterRecord,
+    ReferralRecord,
     SceneRecord,
     ScanRecord,
     PointsEntryRecord,

@@ -1,4 +1,5 @@
-"""Recording a scan: the scan, its points and any change of owner in one transaction."""
+"""Recording a scan: the scan, its points, any change of owner or promoter and the
+funnel events, in one transaction."""
 from __future__ import annotations
 
 from chalicelib.db.binding import bind_records, transaction_connection
@@ -9,8 +10,8 @@ class PointsAlreadyAwarded(Exception):
     pass
 
 
-class OwnerMoved(Exception):
-    pass
+class CustomerMoved(Exception):
+    """The customer's owner or promoter is not the one the decision was made against."""
 
 
 class ScanRepository:
@@ -36,40 +37,75 @@ class ScanRepository:
 
         return items.get(StoreRecord, store_id)
 
-    def record(self, scan, points: int, points_key: str | None, bind: dict | None, expected_store: str | None,
-               now: float) -> None:
-        """bind: {to_store, to_dealer, basis, reason} or None. Raises PointsAlreadyAwarded or
-        OwnerMoved (the caller decides again without them)."""
+    def promoter_upline(self, promoter_id: str) -> list[str]:
+        """The promoter's own chain (nearest first), from their customer item."""
+        from chalicelib.db import items
+        from chalicelib.db.records import CustomerRecord
+
+        promoter = items.get(CustomerRecord, promoter_id)
+        return list(promoter.promoter_chain or []) if promoter is not None else []
+
+    def record(self, write) -> None:
+        """``write``: a services.scans.ScanWrite. Raises PointsAlreadyAwarded or
+        CustomerMoved (the caller decides again without them)."""
         from pynamodb.exceptions import TransactWriteError
         from pynamodb.transactions import TransactWrite
 
-        from chalicelib.db.records import CustomerRecord, OwnershipChangeRecord, PointsEntryRecord
+        from chalicelib.db.outbox import new_outbox_item
+        from chalicelib.db.records import CustomerRecord, OwnershipChangeRecord, PointsEntryRecord, ReferralRecord
 
-        customer_actions, condition = [], CustomerRecord.customer_id.exists()
+        customer_id, now, scan = write.customer_id, write.now, write.scan
+        actions, condition = [], CustomerRecord.customer_id.exists()
+        puts = 0
         try:
+            # PynamoDB sends puts first, then updates in the order given: the customer's
+            # update is therefore at index `puts` of the cancellation reasons.
             with TransactWrite(connection=transaction_connection()) as tx:
-                tx.save(scan)                                                            # put 0
-                if points_key:
-                    tx.save(PointsEntryRecord(scan.customer_id, points_key, points=points, reason="SCAN", at=now),
-                            condition=PointsEntryRecord.entry_id.does_not_exist())       # put 1
-                    customer_actions.append(CustomerRecord.points_balance.add(points))
-                if bind:
-                    tx.save(OwnershipChangeRecord(scan.customer_id, f"{int(now * 1000):015d}#scan#{scan.scan_id}",
-                                                  from_store_id=expected_store, to_store_id=bind["to_store"],
-                                                  to_dealer_id=bind["to_dealer"], basis=bind["basis"],
-                                                  reason=bind["reason"], at=now))
-                    customer_actions += [CustomerRecord.owning_store_id.set(bind["to_store"]),
-                                         CustomerRecord.owning_dealer_id.set(bind["to_dealer"]),
-                                         CustomerRecord.owner_basis.set(bind["basis"])]
-                    condition &= (CustomerRecord.owning_store_id.does_not_exist() if expected_store is None
-                                  else CustomerRecord.owning_store_id == expected_store)
-                if customer_actions:
-                    tx.update(CustomerRecord(scan.customer_id), actions=customer_actions, condition=condition)
+                tx.save(scan)
+                puts += 1
+                if write.points:
+                    key, points = write.points
+                    tx.save(PointsEntryRecord(customer_id, key, points=points, reason="SCAN", at=now),
+                            condition=PointsEntryRecord.entry_id.does_not_exist())     # index 1
+                    puts += 1
+                    actions.append(CustomerRecord.points_balance.add(points))
+                owner = write.owner
+                if owner:
+                    tx.save(OwnershipChangeRecord(customer_id, f"{int(now * 1000):015d}#scan#{scan.scan_id}",
+                                                  from_store_id=owner["expected_store"],
+                                                  to_store_id=owner["to_store"], to_dealer_id=owner["to_dealer"],
+                                                  staff_id=owner.get("staff_id"), basis=owner["basis"],
+                                                  reason=owner["reason"], at=now))
+                    puts += 1
+                    actions += [CustomerRecord.owning_store_id.set(owner["to_store"]),
+                                CustomerRecord.owning_dealer_id.set(owner["to_dealer"]),
+                                CustomerRecord.owner_basis.set(owner["basis"])]
+                    condition &= (CustomerRecord.owning_store_id.does_not_exist() if owner["expected_store"] is None
+                                  else CustomerRecord.owning_store_id == owner["expected_store"])
+                promoter = write.promoter
+                if promoter:
+                    tx.save(ReferralRecord(promoter["promoter_id"], customer_id, chain=promoter["chain"],
+                                           scene=promoter["scene"], rule=promoter["rule"], bound_at=now))
+                    puts += 1
+                    actions += [CustomerRecord.promoter_id.set(promoter["promoter_id"]),
+                                CustomerRecord.promoter_chain.set(promoter["chain"]),
+                                CustomerRecord.promoter_bound_at.set(now)]
+                    condition &= (CustomerRecord.promoter_id.does_not_exist()
+                                  if promoter["expected_promoter"] is None
+                                  else CustomerRecord.promoter_id == promoter["expected_promoter"])
+                for kind, payload in write.events:
+                    tx.save(new_outbox_item(kind, payload, now))
+                    puts += 1
+                if actions:
+                    tx.update(CustomerRecord(customer_id), actions=actions, condition=condition)
+                if promoter and promoter["expected_promoter"]:
+                    # LAST_TOUCH: the previous promoter's referral ends (kept as history)
+                    tx.update(ReferralRecord(promoter["expected_promoter"], customer_id),
+                              actions=[ReferralRecord.ended_at.set(now)])
         except TransactWriteError as exc:
             reasons = list(exc.cancellation_reasons or [])
-            puts = 1 + (1 if points_key else 0) + (1 if bind else 0)
-            if points_key and _failed_condition(reasons, 1):
+            if write.points and _failed_condition(reasons, 1):
                 raise PointsAlreadyAwarded() from exc
-            if _failed_condition(reasons, puts):
-                raise OwnerMoved() from exc
+            if actions and _failed_condition(reasons, puts):
+                raise CustomerMoved() from exc
             raise

@@ -103,3 +103,49 @@ def promoter_chain(direct_promoter: str, promoters_chain: list[str], customer_id
 def beijing_day(timestamp: float) -> str:
     """The business day (Beijing) of a moment: points are once per scene per day."""
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).astimezone(BEIJING).strftime("%Y-%m-%d")
+
+
+# --- promoters (domain rule 7) ------------------------------------------------
+
+NEW_CUSTOMER_WINDOW_S = 24 * 3600     # NEW_CUSTOMERS_ONLY: first seen within the last day
+PROMOTER_RULES = (PROMOTER_FIRST_TOUCH, PROMOTER_NEW_CUSTOMERS_ONLY, PROMOTER_LAST_TOUCH)
+
+# Outcomes of a promoter share scan, recorded with the scan
+PROMOTER_BOUND = "PROMOTER_BOUND"
+PROMOTER_KEPT = "PROMOTER_KEPT"             # the rule keeps the promoter they have
+NOT_A_NEW_CUSTOMER = "NOT_A_NEW_CUSTOMER"
+OWN_SHARE_CODE = "OWN_SHARE_CODE"
+WOULD_LOOP = "WOULD_LOOP"                   # the promoter is in this customer's own downline
+
+
+@dataclass(frozen=True)
+class PromoterDecision:
+    bind: bool
+    chain: tuple[str, ...]     # the customer's new upline, nearest first (empty when not bound)
+    reason: str
+
+
+def is_new_customer(first_seen_at: float, owner_basis: str | None, now: float) -> bool:
+    """New: first seen by StoreLink within the last day and never bought anything."""
+    return owner_basis != PURCHASED and now - first_seen_at <= NEW_CUSTOMER_WINDOW_S
+
+
+def decide_promoter(customer_id: str, current_promoter: str | None, promoter_id: str,
+                    promoter_upline: list[str], customer_is_new: bool, rule: str) -> PromoterDecision:
+    """Whether a customer arriving through ``promoter_id``'s share code is bound under
+    them, and the chain kept if so (``promoter_upline``: the promoter's own, nearest first).
+
+    A promoter whose upline already holds this customer would close a loop (B invited
+    A, then B arrives through A's code): refused, whatever the rule."""
+    if rule not in PROMOTER_RULES:
+        raise ValueError(f"unknown promoter binding rule {rule!r}")
+    if promoter_id == customer_id:
+        return PromoterDecision(False, (), OWN_SHARE_CODE)
+    if customer_id in promoter_upline:
+        return PromoterDecision(False, (), WOULD_LOOP)
+    if not should_bind_promoter(current_promoter, promoter_id, customer_is_new, customer_id, rule):
+        reason = NOT_A_NEW_CUSTOMER if (rule == PROMOTER_NEW_CUSTOMERS_ONLY and current_promoter is None) \
+            else PROMOTER_KEPT
+        return PromoterDecision(False, (), reason)
+    return PromoterDecision(True, tuple(promoter_chain(promoter_id, list(promoter_upline), customer_id)),
+                            PROMOTER_BOUND)

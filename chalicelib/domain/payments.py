@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chalicelib.domain import events
+
 # Outcomes
 APPLY = "APPLY"
 DUPLICATE = "DUPLICATE"            # already applied: answer success, change nothing
@@ -46,3 +48,10 @@ def judge_payment(transaction: dict, order, *, sp_mchid: str, sp_appid: str) -> 
     if order.status == "CLOSED":
         return Verdict(REFUSE, "PAID_AFTER_CLOSE")
     return Verdict(REFUSE, f"ORDER_IS_{order.status}")
+
+
+def follow_up_on_payment(order, transaction_id: str, paid_at: float) -> list[tuple[str, dict]]:
+    """The outbox items written with PENDING_PAYMENT -> PAID: the follow-up work,
+    then the ORDER_PAID funnel event (what M7 counts as an order and its GMV)."""
+    work = [(kind, {"order_id": order.order_id, "transaction_id": transaction_id}) for kind in FOLLOW_UP_KINDS]
+    return work + [(events.ORDER_PAID, events.order_paid(order, paid_at))]

@@ -153,6 +153,28 @@ def check_welcome(value: object) -> dict:
     return {"title": title or "", "message": message or "", "featured_skus": list(skus)}
 
 
+def store_card(store) -> dict:
+    """What a scene keeps of its store, so a scan needs no store read: what the welcome
+    shows, plus what binding needs (dealer, status)."""
+    return {"store_id": store.store_id, "dealer_id": store.dealer_id, "name": store.name, "city": store.city,
+            "address": store.address or "", "services": sorted(store.services or ()),
+            "opening_hours": store.opening_hours or {}, "status": store.status}
+
+
+def campaign_running(campaign: dict | None, now: float) -> bool:
+    if not campaign:
+        return False
+    return parse_rfc3339(campaign["starts_at"]).timestamp() <= now < parse_rfc3339(campaign["ends_at"]).timestamp()
+
+
+def welcome_for(welcome: dict | None, campaign: dict | None, card: dict | None, now: float) -> dict:
+    """The welcome a scan shows: the scene's own, except a campaign's outside its dates
+    (then the store's plain greeting, as for a scene without one)."""
+    if welcome and (campaign is None or campaign_running(campaign, now)):
+        return welcome
+    return {"title": f"Welcome to {card['name']}" if card else "Welcome", "message": "", "featured_skus": []}
+
+
 def print_url(scene: str) -> str:
     """What a printable (non-WeChat) QR code carries."""
     return PRINT_URL_BASE + check_scene(scene)
@@ -170,12 +192,16 @@ class Scene:
     promoter_customer_id: str | None = None
     campaign: dict | None = None
     welcome: dict | None = None
+    store_card: dict | None = None
     status: str = ACTIVE
     created_at: float = 0.0
     retired_at: float | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The back office's view (the store card is an internal copy, not part of it)."""
+        out = asdict(self)
+        out.pop("store_card")
+        return out
 
 
 # What each kind of scene is made of (besides an optional welcome): required, optional.

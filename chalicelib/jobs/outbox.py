@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+from chalicelib.domain import events
 from chalicelib.log import get_logger
 
 # kind -> handler(outbox_id, payload); tests may put their own here
@@ -23,6 +24,9 @@ DEFAULT_HANDLERS = {
     "UPLOAD_SHIPPING_INFO": ("chalicelib.services.fulfilment", "upload_shipping_info"),
     "ATTRIBUTE_PURCHASE": ("chalicelib.services.attribution", "on_attribute_purchase"),
 }
+# Funnel events: counted by M7's funnel. Until it exists nobody consumes them here, which
+# is expected, not an error: they are skipped quietly and left unconsumed for M7.
+EVENTS_FOR_LATER = {events.SCAN_RECORDED, events.CUSTOMER_BOUND, events.PROMOTER_BOUND, events.ORDER_PAID}
 
 
 def _handler(kind):
@@ -49,6 +53,10 @@ def consume(event: dict, *, outbox=None, now=None) -> dict:
         outbox_id = image.get("outbox_id", {}).get("S")
         kind = image.get("kind", {}).get("S")
         handler = _handler(kind)
+        if handler is None and kind in EVENTS_FOR_LATER:
+            log.debug("outbox event left for later", extra={"fields": {"outbox_id": outbox_id, "kind": kind}})
+            skipped += 1
+            continue
         if handler is None:
             # Retrying cannot help an item nobody handles: report it, do not block the stream.
             log.error("outbox item of unknown kind", extra={"fields": {"outbox_id": outbox_id, "kind": kind}})

@@ -1,7 +1,8 @@
 """Who owns a customer, applied: the last purchase moves ownership to the order's store.
 
 Consumes the ATTRIBUTE_PURCHASE follow-up work a paid order queues (M4). The history
-entry is keyed by the order, so a redelivered item changes nothing twice.
+entry is keyed by the order, so a redelivered item changes nothing twice; each change
+writes one CUSTOMER_BOUND funnel event in the same transaction (M7 counts bindings).
 """
 from __future__ import annotations
 
@@ -64,4 +65,5 @@ def ownership_history(principal, customer_id: str, *, ownership) -> list[dict]:
     if not visible:
         raise NotFound(f"No customer {customer_id}.", customer_id=customer_id)
     return [{"from_store_id": c.from_store_id, "to_store_id": c.to_store_id, "basis": c.basis,
-             "reason": c.reason, "at": rfc3339(c.at)} for c in ownership.history(customer_id)]
+             "reason": c.reason, "staff_id": c.staff_id, "at": rfc3339(c.at)}
+            for c in ownership.history(customer_id)]

@@ -87,14 +87,19 @@ def read_store(principal, store_id: str, *, network) -> Store:
                            "store", store_id)
 
 
-def update_store(principal, store_id: str, changes: dict, *, network) -> Store:
+def update_store(principal, store_id: str, changes: dict, *, network, scenes=None) -> Store:
+    """``scenes``: when given, the store's scenes get its new card (what a scan shows and
+    binds by, including a deactivation) before this returns."""
     store = read_store(principal, store_id, network=network)
     if principal.role == STORE and "status" in changes:
         raise Forbidden("A store token may not open or close its own store.", role=STORE)
     merged = {"lat": store.lat, "lng": store.lng}
     if "lat" in changes or "lng" in changes:
         changes = {**merged, **changes}
-    return network.update_store(store_id, changes)
+    updated = network.update_store(store_id, changes)
+    if scenes is not None:
+        scenes.refresh_store_card(store_id)
+    return updated
 
 
 def list_stores(principal, dealer_id: str | None, limit: int, start, *, network):

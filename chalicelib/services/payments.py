@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 import time
 
-from chalicelib.domain.payments import APPLY, DUPLICATE, FOLLOW_UP_KINDS, judge_payment
+from chalicelib.domain.payments import APPLY, DUPLICATE, follow_up_on_payment, judge_payment
 from chalicelib.log import get_logger
 
 MAX_ATTEMPTS = 6
@@ -37,11 +37,10 @@ def apply_payment(transaction: dict, *, payments, sp_mchid: str, sp_appid: str, 
             if verdict.cause == "PAID_AFTER_CLOSE" and on_late_payment is not None:
                 on_late_payment(transaction, record)
             return verdict.outcome
-        follow_up = [(kind, {"order_id": order.order_id, "transaction_id": transaction["transaction_id"]})
-                     for kind in FOLLOW_UP_KINDS]
+        transaction_id = transaction["transaction_id"]
         try:
-            payments.mark_paid(order.order_id, transaction["transaction_id"], order.amounts.payable_fen,
-                               paid_at=now, follow_up=follow_up, now=now)
+            payments.mark_paid(order.order_id, transaction_id, order.amounts.payable_fen, paid_at=now,
+                               follow_up=follow_up_on_payment(order, transaction_id, paid_at=now), now=now)
         except OrderChanged:
             continue  # someone moved it first: re-read and judge again
         except TransactWriteError as exc:

@@ -1,18 +1,48 @@
-"""POST /v1/scans: a QR scene becomes first-party data, an owner and a welcome."""
+"""POST /v1/scans: a QR scene becomes first-party data, an owner and a welcome.
+
+The common path is two DynamoDB round trips: one BatchGetItem (the scene, with a copy
+of its store's card; the customer; today's points entry for this scene) and one
+TransactWriteItems (the scan, its points, any change of owner or promoter, and the
+funnel events M7 counts). A promoter's share code that binds costs one read more
+(the promoter's own upline, for the chain).
+"""
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
 
 from chalicelib.domain import attribution as rules
+from chalicelib.domain import events
+from chalicelib.domain.scenes import PROMOTER, welcome_for
 from chalicelib.errors import NotFound
 
 SCAN_POINTS = 10
 AREA_CELL_RESOLUTION = 5   # ~250 km² hexagons: a district, never a track
+ATTEMPTS = 4               # a purchase or another scan may move the customer between read and write
 
 
 class SceneNotFound(NotFound):
     code = "SCENE_NOT_FOUND"
     default_message = "This code is not (or no longer) in use."
+
+
+@dataclass(frozen=True)
+class ScanPolicy:
+    """The brand's configuration of the binding rules."""
+    rebind_on_scan: bool = False
+    promoter_rule: str = rules.PROMOTER_FIRST_TOUCH
+
+
+@dataclass
+class ScanWrite:
+    """Everything one scan writes, in one transaction."""
+    scan: object                              # the ScanRecord
+    customer_id: str
+    now: float
+    points: tuple[str, int] | None = None     # (ledger entry key, points)
+    owner: dict | None = None                 # {expected_store, to_store, to_dealer, basis, reason, staff_id}
+    promoter: dict | None = None              # {expected_promoter, promoter_id, chain, rule, scene}
+    events: list[tuple[str, dict]] = field(default_factory=list)
 
 
 def _area(lat, lng) -> str | None:
@@ -23,61 +53,132 @@ def _area(lat, lng) -> str | None:
     return h3.latlng_to_cell(lat, lng, AREA_CELL_RESOLUTION)
 
 
-def _store_card(store) -> dict | None:
-    if store is None:
+def _public_card(card: dict | None) -> dict | None:
+    if card is None:
         return None
-    return {"store_id": store.store_id, "name": store.name, "city": store.city, "address": store.address or "",
-            "services": sorted(store.services or ()), "opening_hours": store.opening_hours or {}}
+    return {k: card[k] for k in ("store_id", "name", "city", "address", "services", "opening_hours")}
+
+
+def _scene_store_card(scene_record, scans) -> dict | None:
+    """The scene's copy of its store card; scenes made before the copy existed read the store."""
+    if scene_record.store_card:
+        card = scene_record.store_card
+    elif scene_record.store_id:
+        from chalicelib.domain.scenes import store_card
+
+        store = scans.store(scene_record.store_id)
+        card = store_card(store) if store is not None else None
+    else:
+        card = None
+    if card is not None and card.get("status") != "ACTIVE":
+        return None   # a deactivated store binds nobody and is not shown
+    return card
+
+
+def _owner(customer) -> rules.Owner | None:
+    if not customer.owning_store_id:
+        return None
+    return rules.Owner(customer.owning_store_id, customer.owner_basis or rules.SCANNED)
+
+
+def _plan(customer, scene_record, card, scan_id, area, points_key, policy: ScanPolicy, scans,
+          now: float) -> tuple[ScanWrite, rules.Decision, rules.PromoterDecision | None]:
+    """Decide (pure rules) what this scan changes, given the customer as last read."""
+    from chalicelib.db.records import ScanRecord
+
+    customer_id = customer.customer_id
+    decision = (rules.on_scan(_owner(customer), card["store_id"], policy.rebind_on_scan) if card
+                else rules.Decision(None, None, "NO_STORE"))
+    campaign = (scene_record.campaign or {}).get("name")
+    write = ScanWrite(scan=None, customer_id=customer_id, now=now,
+                      points=(points_key, SCAN_POINTS) if points_key else None)
+    if decision.bind_to:
+        write.owner = {"expected_store": customer.owning_store_id, "to_store": decision.bind_to,
+                       "to_dealer": card["dealer_id"], "basis": decision.basis, "reason": decision.reason,
+                       "staff_id": scene_record.staff_id}
+        write.events.append((events.CUSTOMER_BOUND, {
+            "customer_id": customer_id, "from_store_id": customer.owning_store_id, "to_store_id": decision.bind_to,
+            "to_dealer_id": card["dealer_id"], "basis": decision.basis, "reason": decision.reason,
+            "cause": f"scan#{scan_id}", "staff_id": scene_record.staff_id, "campaign": campaign, "at": now}))
+
+    promoter_decision = None
+    promoter_id = scene_record.promoter_customer_id if scene_record.kind == PROMOTER else None
+    if promoter_id:
+        is_new = rules.is_new_customer(float(customer.first_seen_at), customer.owner_basis, now)
+        # The upline is read only when the rule would bind at all (a cheap first look).
+        looks_bindable = rules.should_bind_promoter(customer.promoter_id, promoter_id, is_new, customer_id,
+                                                    policy.promoter_rule)
+        upline = scans.promoter_upline(promoter_id) if looks_bindable else []
+        promoter_decision = rules.decide_promoter(customer_id, customer.promoter_id, promoter_id, upline, is_new,
+                                                  policy.promoter_rule)
+        if promoter_decision.bind:
+            chain = list(promoter_decision.chain)
+            write.promoter = {"expected_promoter": customer.promoter_id, "promoter_id": promoter_id,
+                              "chain": chain, "rule": policy.promoter_rule, "scene": scene_record.scene}
+            write.events.append((events.PROMOTER_BOUND, {
+                "customer_id": customer_id, "promoter_id": promoter_id, "chain": chain,
+                "previous_promoter_id": customer.promoter_id, "rule": policy.promoter_rule,
+                "scene": scene_record.scene, "at": now}))
+
+    outcome = decision.reason
+    if promoter_decision is not None and decision.bind_to is None:
+        outcome = promoter_decision.reason   # what a promoter code did matters more than "a visit"
+    write.scan = ScanRecord(scan_id=scan_id, customer_id=customer_id, scene=scene_record.scene,
+                            kind=scene_record.kind, store_id=scene_record.store_id, staff_id=scene_record.staff_id,
+                            sku=scene_record.sku, campaign_name=campaign, city=card["city"] if card else None,
+                            area_cell=area, outcome=outcome, points_awarded=SCAN_POINTS if points_key else 0, at=now)
+    write.events.insert(0, (events.SCAN_RECORDED, {
+        "scan_id": scan_id, "customer_id": customer_id, "scene": scene_record.scene, "kind": scene_record.kind,
+        "store_id": card["store_id"] if card else None, "dealer_id": card["dealer_id"] if card else None,
+        "staff_id": scene_record.staff_id, "campaign": campaign, "sku": scene_record.sku, "outcome": outcome,
+        "points_awarded": SCAN_POINTS if points_key else 0,
+        "customer_first_seen_at": float(customer.first_seen_at), "at": now}))
+    return write, decision, promoter_decision
 
 
 def scan(customer_id: str, scene: str, lat: float | None, lng: float | None, *, scans, now: float,
-         rebind_on_scan: bool = False) -> dict:
+         policy: ScanPolicy = ScanPolicy()) -> dict:
     from chalicelib.db.records import ScanRecord
-    from chalicelib.db.scans import OwnerMoved, PointsAlreadyAwarded
+    from chalicelib.db.scans import CustomerMoved, PointsAlreadyAwarded
 
     points_key = f"scan#{scene}#{rules.beijing_day(now)}"
     scene_record, customer, awarded_today = scans.load(scene, customer_id, points_key)
+    if customer is None:
+        raise NotFound("No such customer.")
     if awarded_today:
         points_key = None
     scan_id = "sc_" + secrets.token_urlsafe(12)
     area = _area(lat, lng)
-    if customer is None:
-        raise NotFound("No such customer.")
     if scene_record is None or scene_record.status != "ACTIVE":
         # Still recorded: a retired poster that people keep scanning is worth knowing of.
-        scans.record(ScanRecord(scan_id=scan_id, customer_id=customer_id, scene=scene, outcome="SCENE_NOT_FOUND",
-                                area_cell=area, at=now), 0, None, None, None, now)
+        record = ScanRecord(scan_id=scan_id, customer_id=customer_id, scene=scene, outcome="SCENE_NOT_FOUND",
+                            area_cell=area, at=now)
+        scans.record(ScanWrite(scan=record, customer_id=customer_id, now=now, events=[(events.SCAN_RECORDED, {
+            "scan_id": scan_id, "customer_id": customer_id, "scene": scene, "kind": None, "store_id": None,
+            "dealer_id": None, "staff_id": None, "campaign": None, "sku": None, "outcome": "SCENE_NOT_FOUND",
+            "points_awarded": 0, "customer_first_seen_at": float(customer.first_seen_at), "at": now})]))
         raise SceneNotFound(scene=scene, scan_id=scan_id)
-    store = scans.store(scene_record.store_id) if scene_record.store_id else None
-    if store is not None and store.status != "ACTIVE":
-        store = None  # a deactivated store binds nobody
-    for _ in range(4):
-        owner = (rules.Owner(customer.owning_store_id, customer.owner_basis or rules.SCANNED)
-                 if customer.owning_store_id else None)
-        decision = rules.on_scan(owner, store.store_id, rebind_on_scan) if store else rules.Decision(None, None, "NO_STORE")
-        bind = ({"to_store": decision.bind_to, "to_dealer": store.dealer_id, "basis": decision.basis,
-                 "reason": decision.reason} if decision.bind_to else None)
-        record = ScanRecord(scan_id=scan_id, customer_id=customer_id, scene=scene, kind=scene_record.kind,
-                            store_id=scene_record.store_id, staff_id=scene_record.staff_id, sku=scene_record.sku,
-                            campaign_name=(scene_record.campaign or {}).get("name"),
-                            city=store.city if store else None, area_cell=area, outcome=decision.reason,
-                            points_awarded=SCAN_POINTS if points_key else 0, at=now)
+    card = _scene_store_card(scene_record, scans)
+
+    for _ in range(ATTEMPTS):
+        write, decision, promoter_decision = _plan(customer, scene_record, card, scan_id, area, points_key,
+                                                   policy, scans, now)
         try:
-            scans.record(record, SCAN_POINTS, points_key, bind, customer.owning_store_id, now)
+            scans.record(write)
             break
         except PointsAlreadyAwarded:
             points_key = None          # once per scene per Beijing day: record the scan without them
-        except OwnerMoved:
+        except CustomerMoved:
             _, customer, _ = scans.load(scene, customer_id)   # a purchase or scan moved it: decide again
     else:
         raise RuntimeError("the scan could not be recorded")
-    welcome = scene_record.welcome or {"title": f"Welcome to {store.name}" if store else "Welcome",
-                                       "message": "", "featured_skus": []}
     return {"scan_id": scan_id,
             "scene": {"kind": scene_record.kind, "store_id": scene_record.store_id, "staff_id": scene_record.staff_id,
                       "sku": scene_record.sku, "campaign": (scene_record.campaign or {}).get("name")},
-            "store": _store_card(store),
+            "store": _public_card(card),
             "bound_store_id": decision.bind_to or customer.owning_store_id,
             "binding": decision.reason,
-            "welcome": welcome,
+            "promoter": ({"promoter_id": scene_record.promoter_customer_id, "outcome": promoter_decision.reason}
+                         if promoter_decision is not None else None),
+            "welcome": welcome_for(scene_record.welcome, scene_record.campaign, card, now),
             "points_awarded": SCAN_POINTS if points_key else 0}

@@ -96,7 +96,8 @@ def create_scene(principal, fields: dict, *, scenes, network, catalogue, now: fl
 
     return _save({"brand_id": brand_id, "store_id": store.store_id if store else None,
                   "dealer_id": store.dealer_id if store else None, "staff_id": staff_id, "sku": sku,
-                  "campaign": campaign, "welcome": welcome, "created_at": now}, kind, scenes=scenes)
+                  "campaign": campaign, "welcome": welcome, "created_at": now,
+                  "store_card": rules.store_card(store) if store else None}, kind, scenes=scenes)
 
 
 def read_scene(principal, scene: str, *, scenes) -> Scene:
@@ -149,7 +150,8 @@ def staff_codes(principal, store_id: str, *, scenes, network, now: float) -> tup
             scene = existing.get(member.staff_id)
             if scene is None:
                 scene = _save({"brand_id": brand_id, "store_id": store.store_id, "dealer_id": store.dealer_id,
-                               "staff_id": member.staff_id, "created_at": now}, rules.STAFF, scenes=scenes)
+                               "staff_id": member.staff_id, "created_at": now,
+                               "store_card": rules.store_card(store)}, rules.STAFF, scenes=scenes)
                 made += 1
             out.append(scene)
         if not start:

@@ -78,6 +78,13 @@ def scenes():
 
 
 @functools.lru_cache(maxsize=1)
+def promoters():
+    from chalicelib.db.promoters import PromoterRepository
+
+    return PromoterRepository()
+
+
+@functools.lru_cache(maxsize=1)
 def payments():
     from chalicelib.wechat.pay import default_client
 
@@ -104,5 +111,6 @@ def now() -> float:
 
 
 def reset() -> None:
-    for factory in (customers, network, catalogue, orders, payment_records, fulfilment, refunds, ownership, scans, scenes, payments, miniprogram):
+    for factory in (customers, network, catalogue, orders, payment_records, fulfilment, refunds, ownership, scans,
+                    scenes, promoters, payments, miniprogram):
         getattr(factory, "cache_clear", lambda: None)()

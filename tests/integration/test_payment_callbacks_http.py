@@ -62,6 +62,6 @@ def test_one_payment_delivered_many_times_is_applied_once(stack):
     while time.monotonic() < deadline and "PAYMENT_APPLIED" not in history(stack, order["order_id"]):
         time.sleep(0.1)
     assert history(stack, order["order_id"]).count("PAYMENT_APPLIED") == 1
-    assert outbox_for(stack, order["order_id"]) == ["ATTRIBUTE_PURCHASE", "AWARD_POINTS", "PLAN_SPLIT"]
+    assert outbox_for(stack, order["order_id"]) == ["ATTRIBUTE_PURCHASE", "AWARD_POINTS", "ORDER_PAID", "PLAN_SPLIT"]
     mine = http("GET", f"{api}/v1/orders/{order['order_id']}", headers={"Authorization": f"Bearer {token}"}).json()
     assert mine["status"] == "PAID"

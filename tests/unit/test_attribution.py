@@ -50,3 +50,8 @@ def test_a_repeat_purchase_at_the_same_store_changes_nothing(shop):  # noqa: F81
         "REPEAT_PURCHASE"
     customer_id = orders.get(first["order_id"]).customer_id
     assert len(wiring.ownership().history(customer_id)) == 1
+    from chalicelib.db.records import OutboxRecord
+
+    bound = [o.payload for o in OutboxRecord.scan() if o.kind == "CUSTOMER_BOUND"]  # test only
+    assert [(b["from_store_id"], b["to_store_id"], b["reason"], b["cause"]) for b in bound] == [
+        (None, "store-cd-chunxi", "LAST_PURCHASE", f"purchase#{first['order_id']}")]

@@ -77,3 +77,75 @@ def test_unknown_and_retired_scenes_are_404_and_still_recorded(shop):  # noqa: F
 def test_malformed_scans_are_4xx(shop, body, raw):  # noqa: F811
     status, response = scan(shop, body, raw=raw)
     assert 400 <= status < 500 and response["error"]["code"] in ("VALIDATION_FAILED", "MALFORMED_JSON")
+
+
+def card_scene(scene, store_id):
+    """A scene as the back office makes it: with a copy of its store's card."""
+    from chalicelib.domain.scenes import Scene, store_card
+
+    store = wiring.network().get_store(store_id)
+    wiring.scenes().add(Scene(scene=scene, kind="store", brand_id="brand-lumen", store_id=store_id,
+                              dealer_id=store.dealer_id, store_card=store_card(store), created_at=wiring.now()))
+
+
+def test_a_scan_reads_the_store_card_from_the_scene_and_a_store_change_refreshes_it(shop, monkeypatch):  # noqa: F811
+    from chalicelib import auth
+    from chalicelib.db.scans import ScanRepository
+    from chalicelib.services.network_admin import update_store
+
+    card_scene("s.card", "store-cd-tianfu")
+    monkeypatch.setattr(ScanRepository, "store", lambda self, store_id: pytest.fail("read the store item"))
+    assert scan(shop, {"scene": "s.card"}, who="cara")[1]["store"]["name"] == "Tianfu Square"
+
+    brand = auth.BackOfficePrincipal("brand", "brand-lumen")
+    update_store(brand, "store-cd-tianfu", {"name": "Tianfu Park (new)"}, network=wiring.network(),
+                 scenes=wiring.scenes())
+    assert scan(shop, {"scene": "s.card"}, who="dan")[1]["store"]["name"] == "Tianfu Park (new)"
+
+    update_store(brand, "store-cd-tianfu", {"status": "DEACTIVATED"}, network=wiring.network(),
+                 scenes=wiring.scenes())
+    status, answer = scan(shop, {"scene": "s.card"}, who="eve")
+    assert status == 201 and answer["binding"] == "NO_STORE" and answer["store"] is None
+    assert answer["bound_store_id"] is None
+
+
+def test_an_older_card_never_overwrites_a_newer_one(shop):  # noqa: F811
+    from chalicelib.db.records import SceneRecord, StoreRecord
+
+    card_scene("s.race", "store-cd-tianfu")
+    StoreRecord("store-cd-tianfu").update(actions=[StoreRecord.name.set("Newest"), StoreRecord.version.set(7)])
+    assert wiring.scenes().refresh_store_card("store-cd-tianfu") == 1
+    StoreRecord("store-cd-tianfu").update(actions=[StoreRecord.name.set("Stale"), StoreRecord.version.set(6)])
+    assert wiring.scenes().refresh_store_card("store-cd-tianfu") == 0      # a slower refresh of version 6
+    scene = SceneRecord.get("s.race")
+    assert (scene.store_card["name"], scene.store_card_version) == ("Newest", 7)
+
+
+def test_a_campaign_welcome_shows_only_while_the_campaign_runs():
+    from chalicelib.domain.scenes import welcome_for
+    from chalicelib.domain.time import parse_rfc3339
+
+    campaign = {"name": "Back to school", "store_ids": ["s1"], "starts_at": "2026-09-01T00:00:00+08:00",
+                "ends_at": "2026-09-15T00:00:00+08:00"}
+    welcome = {"title": "Back to school!", "message": "10 days only", "featured_skus": []}
+    card = {"name": "Chunxi"}
+    at = lambda text: parse_rfc3339(text).timestamp()  # noqa: E731
+    assert welcome_for(welcome, campaign, card, at("2026-09-01T00:00:00+08:00")) == welcome
+    assert welcome_for(welcome, campaign, card, at("2026-09-14T23:59:59+08:00")) == welcome
+    assert welcome_for(welcome, campaign, card, at("2026-09-15T00:00:00+08:00"))["title"] == "Welcome to Chunxi"
+    assert welcome_for(welcome, campaign, card, at("2026-08-31T23:59:59+08:00"))["title"] == "Welcome to Chunxi"
+    assert welcome_for(welcome, None, card, 0) == welcome and welcome_for(None, None, None, 0)["title"] == "Welcome"
+
+
+def test_a_staff_badge_binds_to_the_store_and_credits_the_staff_member(shop):  # noqa: F811
+    from chalicelib.db.records import OutboxRecord
+
+    make_scene("f.guide", "store-cd-chunxi", kind="staff", staff_id="staff-chunxi-1")
+    status, answer = scan(shop, {"scene": "f.guide"}, who="fay")
+    assert status == 201 and answer["binding"] == "FIRST_SCAN" and answer["scene"]["staff_id"] == "staff-chunxi-1"
+    customer_id = shop.get("/v1/me", who="fay").json["customer_id"]
+    [change] = wiring.ownership().history(customer_id)
+    assert (change.to_store_id, change.staff_id, change.reason) == ("store-cd-chunxi", "staff-chunxi-1", "FIRST_SCAN")
+    kinds = sorted((o.kind, o.payload.get("staff_id")) for o in OutboxRecord.scan()
+                   if o.payload.get("customer_id") == customer_id)
+    assert kinds == [("CUSTOMER_BOUND", "staff-chunxi-1"), ("SCAN_RECORDED", "staff-chunxi-1")]

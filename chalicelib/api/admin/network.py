@@ -111,7 +111,7 @@ def read_store(store_id):
 def update_store(store_id):
     body = changes_only(json_object(bp.current_request, allowed=STORE_FIELDS - {"dealer_id"}))
     return uc.update_store(principal(bp.current_request), store_id, _store_fields(body, partial=True),
-                           network=wiring.network()).to_json()
+                           network=wiring.network(), scenes=wiring.scenes()).to_json()
 
 
 # --- staff

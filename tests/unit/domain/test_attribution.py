@@ -69,3 +69,29 @@ def test_points_days_are_beijing_days():
     assert a.beijing_day(ten_am) == "2026-11-22"
     assert a.beijing_day(ten_am + 14 * 3600 - 1) == "2026-11-22"   # 23:59:59 Beijing
     assert a.beijing_day(ten_am + 14 * 3600) == "2026-11-23"       # midnight Beijing, 16:00 UTC on the 22nd
+
+
+@pytest.mark.parametrize("current, promoter, upline, is_new, rule, bind, chain, reason", [
+    (None, "A", [], True, a.PROMOTER_FIRST_TOUCH, True, ("A",), a.PROMOTER_BOUND),
+    (None, "B", ["A"], False, a.PROMOTER_FIRST_TOUCH, True, ("B", "A"), a.PROMOTER_BOUND),
+    (None, "D", ["C", "B", "A"], True, a.PROMOTER_FIRST_TOUCH, True, ("D", "C", "B"), a.PROMOTER_BOUND),
+    ("A", "Z", [], True, a.PROMOTER_FIRST_TOUCH, False, (), a.PROMOTER_KEPT),
+    ("A", "A", [], True, a.PROMOTER_LAST_TOUCH, False, (), a.PROMOTER_KEPT),
+    ("A", "Z", ["Y"], False, a.PROMOTER_LAST_TOUCH, True, ("Z", "Y"), a.PROMOTER_BOUND),
+    (None, "A", [], False, a.PROMOTER_NEW_CUSTOMERS_ONLY, False, (), a.NOT_A_NEW_CUSTOMER),
+    (None, "A", [], True, a.PROMOTER_NEW_CUSTOMERS_ONLY, True, ("A",), a.PROMOTER_BOUND),
+    ("A", "Z", [], True, a.PROMOTER_NEW_CUSTOMERS_ONLY, False, (), a.PROMOTER_KEPT),
+    (None, "me", [], True, a.PROMOTER_LAST_TOUCH, False, (), a.OWN_SHARE_CODE),
+    (None, "C", ["B", "me"], True, a.PROMOTER_LAST_TOUCH, False, (), a.WOULD_LOOP),
+])
+def test_decide_promoter(current, promoter, upline, is_new, rule, bind, chain, reason):
+    assert a.decide_promoter("me", current, promoter, upline, is_new, rule) == a.PromoterDecision(bind, chain, reason)
+
+
+def test_a_new_customer_is_one_first_seen_within_a_day_who_never_bought():
+    now = 1_800_000_000
+    assert a.is_new_customer(now - 86400, None, now) and a.is_new_customer(now - 10, a.SCANNED, now)
+    assert not a.is_new_customer(now - 86401, None, now)
+    assert not a.is_new_customer(now - 10, a.PURCHASED, now)
+    with pytest.raises(ValueError):
+        a.decide_promoter("me", None, "A", [], True, "RANDOM")

@@ -1,0 +1,52 @@
+"""/v1/promoters: a customer becomes a promoter and fetches their share code."""
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api.blueprint import ApiBlueprint
+from chalicelib.api.parsing import json_object
+from chalicelib.errors import ValidationFailed
+from chalicelib.services import sessions, wiring
+
+bp = ApiBlueprint(__name__)
+WIDTH_MIN, WIDTH_MAX, WIDTH_DEFAULT = 280, 1280, 430
+
+
+def _customer_id(request) -> str:
+    return sessions.current_customer(request.headers.get("authorization"), customers=wiring.customers(),
+                                     now=wiring.now(), signing_key=wiring.token_signing_key()).customer_id
+
+
+@bp.route("/promoters", methods=["POST"])
+def become_promoter():
+    from chalicelib.config import settings
+    from chalicelib.services.promoters import become_promoter as apply
+
+    request = bp.current_request
+    customer_id = _customer_id(request)
+    if (request.raw_body or b"").strip():
+        json_object(request, allowed=set())      # nothing to say yet, but never something unread
+    promoter, made = apply(customer_id, promoters=wiring.promoters(), network=wiring.network(),
+                           approval=settings().promoter_approval, now=wiring.now())
+    return Response(promoter, status_code=201 if made else 200)
+
+
+@bp.route("/promoters/me", methods=["GET"])
+def my_promoter():
+    from chalicelib.services.promoters import my_promoter as mine
+
+    return mine(_customer_id(bp.current_request), promoters=wiring.promoters())
+
+
+@bp.route("/promoters/me/wxacode", methods=["GET"])
+def my_share_code():
+    from chalicelib.services.promoters import share_code
+
+    request = bp.current_request
+    raw_width = (request.query_params or {}).get("width", str(WIDTH_DEFAULT))
+    if not raw_width.isdigit() or not WIDTH_MIN <= int(raw_width) <= WIDTH_MAX:
+        raise ValidationFailed(f"'width' must be a whole number from {WIDTH_MIN} to {WIDTH_MAX}.", field="width")
+    png = share_code(_customer_id(request), int(raw_width), promoters=wiring.promoters(),
+                     miniprogram=wiring.miniprogram())
+    return Response(body=png, status_code=200, headers={"Content-Type": "image/png",
+                                                        "Cache-Control": "private, max-age=300"})
