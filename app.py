@@ -1,14 +1,16 @@
 """StoreLink's API: a table of contents. Code lives in chalicelib/."""
 from chalice import Chalice, Rate
 
-from chalicelib.api import callbacks, orders, promoters, scans, sessions, stores
+from chalicelib.api import callbacks, oa_callbacks, orders, promoters, scans, sessions, stores
 from chalicelib.api.admin import catalogue as admin_catalogue
 from chalicelib.api.admin import customers as admin_customers
+from chalicelib.api.admin import funnel as admin_funnel
 from chalicelib.api.admin import network as admin_network
 from chalicelib.api.admin import orders as admin_orders
 from chalicelib.api.admin import promoters as admin_promoters
 from chalicelib.api.admin import refunds as admin_refunds
 from chalicelib.api.admin import scenes as admin_scenes
+from chalicelib.api.admin import unit_codes as admin_unit_codes
 from chalicelib.api.middleware import errors_and_access_log
 
 app = Chalice(app_name="storelink")
@@ -16,6 +18,7 @@ app.register_middleware(errors_and_access_log, "http")
 
 app.register_blueprint(sessions.bp, url_prefix="/v1")
 app.register_blueprint(callbacks.bp, url_prefix="/v1")
+app.register_blueprint(oa_callbacks.bp, url_prefix="/v1")
 app.register_blueprint(orders.bp, url_prefix="/v1")
 app.register_blueprint(stores.bp, url_prefix="/v1")
 app.register_blueprint(scans.bp, url_prefix="/v1")
@@ -26,7 +29,9 @@ app.register_blueprint(admin_orders.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_refunds.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_customers.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_scenes.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_unit_codes.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_promoters.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_funnel.bp, url_prefix="/v1/admin")
 # Mini-program and printable QR codes answer image/png (Accept: image/png).
 app.api.binary_types = sorted({*app.api.binary_types, "image/png"})
 

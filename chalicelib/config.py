@@ -46,6 +46,8 @@ class Settings:
     promoter_binding_rule: str = "FIRST_TOUCH"
     # A bound customer scanning another store moves to it (brands that want it; off by default)
     rebind_on_scan: bool = False
+    # The official account's appid (its own, not the mini-program's); None: no official account
+    oa_appid: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -103,6 +105,7 @@ def settings() -> Settings:
         promoter_binding_rule=_choice("PROMOTER_BINDING_RULE", "FIRST_TOUCH",
                                       ("FIRST_TOUCH", "NEW_CUSTOMERS_ONLY", "LAST_TOUCH")),
         rebind_on_scan=_flag("REBIND_ON_SCAN"),
+        oa_appid=os.environ.get("OA_APPID", "").strip() or None,
         notify_url=os.environ.get("WECHATPAY_NOTIFY_URL") or (
             os.environ.get("STORELINK_API_URL", "http://127.0.0.1:8000").rstrip("/") + "/v1/callbacks/wechatpay"),
     )

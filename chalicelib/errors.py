@@ -37,6 +37,11 @@ class ValidationFailed(BadRequest):
     default_message = "The request has invalid fields."
 
 
+class MalformedXml(BadRequest):
+    code = "MALFORMED_XML"
+    default_message = "The request body is not well-formed XML."
+
+
 # 401: no session, or a session we cannot trust
 class Unauthenticated(StoreLinkError):
     status, code = 401, "UNAUTHENTICATED"
@@ -63,7 +68,13 @@ class LoginCodeUsed(Unauthenticated):
     default_message = "This login code has already been used: call wx.login again."
 
 
-# 403, 404, 405, 409, 415, 422, 429
+class InvalidSignature(Unauthenticated):
+    """A push that claims to come from WeChat (the official account's server URL) and does not verify."""
+    code = "INVALID_SIGNATURE"
+    default_message = "The request's signature does not verify."
+
+
+# 403, 404, 405, 409, 413, 415, 422, 429
 class Forbidden(StoreLinkError):
     status, code = 403, "FORBIDDEN"
     default_message = "Your role may not do this."
@@ -87,6 +98,11 @@ class MethodNotAllowed(StoreLinkError):
 class Conflict(StoreLinkError):
     status, code = 409, "CONFLICT"
     default_message = "The resource changed; reload and try again."
+
+
+class PayloadTooLarge(StoreLinkError):
+    status, code = 413, "PAYLOAD_TOO_LARGE"
+    default_message = "The request body is too large."
 
 
 class UnsupportedMediaType(StoreLinkError):

@@ -10,6 +10,8 @@ from chalicelib.config import ConfigurationError, settings
 LOCAL_SECRETS_DIR = "secrets"
 TOKEN_SIGNING_KEY = "token_signing_key"
 MINIPROGRAM_APPSECRET = "miniprogram_appsecret"
+OA_APPSECRET = "oa_appsecret"            # the official account's own AppSecret
+OA_SERVER_TOKEN = "oa_server_token"      # the token WeChat signs pushes to the OA server URL with
 
 
 @functools.lru_cache(maxsize=16)

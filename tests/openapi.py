@@ -50,7 +50,10 @@ def documented_operations() -> set[tuple[str, str]]:
 def check_response(method: str, url: str, status: int, body: bytes) -> None:
     from openapi_schema_validator import OAS30Validator
 
+    from tests.privacy import assert_no_personal_data
+
     path = urlsplit(url).path
+    assert_no_personal_data(path, body)
     template = next((t for regex, t in _path_patterns() if regex.match(path)), None)
     assert template is not None, f"{path} is not in docs/openapi.yaml"
     operation = spec()["paths"][template].get(method.lower())

@@ -17,8 +17,7 @@ SCENE = re.compile(r"^[A-Za-z0-9!#$&'()*+,/:;=?@\-._~]{1,32}$")
 
 @bp.route("/scans", methods=["POST"])
 def create_scan():
-    from chalicelib.config import settings
-    from chalicelib.services.scans import ScanPolicy, scan
+    from chalicelib.services.scans import scan
 
     request = bp.current_request
     customer = sessions.current_customer(request.headers.get("authorization"), customers=wiring.customers(),
@@ -29,8 +28,6 @@ def create_scan():
     lat = lng = None
     if "lat" in body or "lng" in body:
         lat, lng = check_coordinates(body.get("lat"), body.get("lng"))
-    config = settings()
-    policy = ScanPolicy(rebind_on_scan=config.rebind_on_scan, promoter_rule=config.promoter_binding_rule)
     answer = scan(customer.customer_id, body["scene"], lat, lng, scans=wiring.scans(), now=wiring.now(),
-                  policy=policy)
+                  policy=wiring.scan_policy())
     return Response(answer, status_code=201)

@@ -1,6 +1,7 @@
 """Customers and the WeChat identities that lead to them."""
 from __future__ import annotations
 
+from chalicelib.db import items
 from chalicelib.db.binding import bind_records, transaction_connection
 from chalicelib.db.items import is_condition_failure
 from chalicelib.domain.customers import (
@@ -76,6 +77,20 @@ class CustomerRepository:
             raise
         return True
 
+    def learn_openid(self, customer_id: str, openid: str, at: float) -> bool:
+        """Give a customer first seen through the official account its mini-program openid
+        (and the identity that finds it); False if it already had one."""
+        from chalicelib.db.records import CustomerRecord
+
+        try:
+            items.update(CustomerRecord, (customer_id,), [CustomerRecord.openid.set(openid)],
+                         CustomerRecord.customer_id.exists() & CustomerRecord.openid.does_not_exist(),
+                         _HadOpenid())
+        except _HadOpenid:
+            return False
+        self.attach_identity(customer_id, "openid", openid, at)
+        return True
+
     def record_login(self, customer_id: str, at: float, unionid: str | None) -> Customer:
         """Stamp the latest login; learn the unionid if WeChat only now gives it."""
         from chalicelib.db.records import CustomerRecord
@@ -86,6 +101,10 @@ class CustomerRepository:
         record = CustomerRecord(customer_id=customer_id)
         record.update(actions=actions, condition=CustomerRecord.customer_id.exists())
         return _to_customer(record)
+
+
+class _HadOpenid(Exception):
+    pass
 
 
 def _to_record(customer: Customer):

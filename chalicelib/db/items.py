@@ -50,11 +50,12 @@ def update(record_cls, key: tuple, actions: list, condition, on_condition_failur
     return record
 
 
-def query_page(index_or_model, hash_key, limit: int, start_key: dict | None):
-    """One page: (records, the key to continue after, or None)."""
+def query_page(index_or_model, hash_key, limit: int, start_key: dict | None, newest_first: bool = False):
+    """One page: (records, the key to continue after, or None); ``newest_first`` reads
+    the range key descending."""
     bind_records()
     results = index_or_model.query(hash_key, limit=limit, last_evaluated_key=start_key or None,
-                                   consistent_read=False)
+                                   consistent_read=False, scan_index_forward=not newest_first)
     records = list(results)
     return records, results.last_evaluated_key
 
@@ -80,3 +81,32 @@ def batch_get(wanted: dict) -> dict:
             return found
         time.sleep(0.02 * 2 ** attempt)  # throttled: back off, then ask for the rest
     raise TimeoutError("DynamoDB kept keys unprocessed")
+
+
+BATCH_WRITE_MAX = 25   # DynamoDB's limit of items per BatchWriteItem
+
+
+def batch_write(records: list) -> None:
+    """Put many records, 25 per BatchWriteItem (any tables), retrying unprocessed items.
+
+    Our own rather than PynamoDB's ``Model.batch_write()``: that one resends unprocessed
+    items at once, without backing off (a TODO in PynamoDB 6.1), which under throttling
+    only spends its attempts faster. BatchWriteItem puts are unconditional: an item
+    with an existing key replaces it, so callers must make keys that cannot collide."""
+    import time
+
+    from chalicelib.db.binding import transaction_connection
+
+    bind_records()
+    client = transaction_connection().client
+    for first in range(0, len(records), BATCH_WRITE_MAX):
+        request: dict = {}
+        for record in records[first:first + BATCH_WRITE_MAX]:
+            request.setdefault(type(record).Meta.table_name, []).append({"PutRequest": {"Item": record.serialize()}})
+        for attempt in range(8):
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                break
+            time.sleep(0.02 * 2 ** attempt)  # throttled: back off, then send the rest
+        else:
+            raise TimeoutError("DynamoDB kept items unprocessed")

@@ -28,6 +28,39 @@ class NetworkRepository:
                               NotFound(f"No dealer {dealer_id}.", dealer_id=dealer_id))
         return _dealer(record)
 
+    def set_brand_access(self, dealer_id: str, expected: str, level: str, changed_by: str, now: float) -> Dealer:
+        """The switch and its history entry, together; only from the level the caller saw
+        (SharingChanged otherwise: two people flipping it at once each see the other's)."""
+        import secrets
+
+        from pynamodb.exceptions import TransactWriteError
+        from pynamodb.transactions import TransactWrite
+
+        from chalicelib.db.binding import transaction_connection
+        from chalicelib.db.records import DealerRecord, SharingChangeRecord
+
+        seen = (DealerRecord.brand_access == expected)
+        if expected == "NONE":
+            seen = seen | DealerRecord.brand_access.does_not_exist()
+        try:
+            with TransactWrite(connection=transaction_connection()) as tx:
+                tx.save(SharingChangeRecord(dealer_id, f"{int(now * 1000):015d}#{secrets.token_hex(4)}",
+                                            from_access=expected, to_access=level, changed_by=changed_by, at=now))
+                tx.update(DealerRecord(dealer_id), actions=[DealerRecord.brand_access.set(level)],
+                          condition=DealerRecord.dealer_id.exists() & seen)
+        except TransactWriteError as exc:
+            if items.is_condition_failure(exc):
+                raise Conflict("The switch changed meanwhile; reload and try again.") from exc
+            raise
+        return self.get_dealer(dealer_id)
+
+    def sharing_history(self, dealer_id: str) -> list:
+        from chalicelib.db.binding import bind_records
+        from chalicelib.db.records import SharingChangeRecord
+
+        bind_records()
+        return list(SharingChangeRecord.query(dealer_id, consistent_read=True))
+
     def dealers_of_brand(self, brand_id: str, limit: int, start: dict | None):
         from chalicelib.db.records import DealerRecord
 
@@ -105,7 +138,7 @@ class NetworkRepository:
 
 def _dealer(r) -> Dealer:
     return Dealer(dealer_id=r.dealer_id, brand_id=r.brand_id, name=r.name, sub_mchid=r.sub_mchid,
-                  status=r.status, created_at=float(r.created_at))
+                  status=r.status, created_at=float(r.created_at), brand_access=r.brand_access or "NONE")
 
 
 def _store(r) -> Store:

@@ -13,6 +13,10 @@ class AlreadyRecorded(Exception):
     """This cause (e.g. this order) already changed the owner once."""
 
 
+class _NotNewer(Exception):
+    pass
+
+
 class OwnershipRepository:
     def __init__(self) -> None:
         bind_records()
@@ -45,7 +49,8 @@ class OwnershipRepository:
                 tx.update(CustomerRecord(customer_id),
                           actions=[CustomerRecord.owning_store_id.set(to_store),
                                    CustomerRecord.owning_dealer_id.set(to_dealer),
-                                   CustomerRecord.owner_basis.set(basis)],
+                                   CustomerRecord.owner_basis.set(basis),
+                                   CustomerRecord.owned_since.set(at)],
                           condition=CustomerRecord.customer_id.exists() & expected)
         except TransactWriteError as exc:
             # PynamoDB sends puts before updates: [change, outbox, customer]
@@ -55,6 +60,22 @@ class OwnershipRepository:
             if _failed_condition(reasons, 2):
                 raise OwnerChanged(customer_id) from exc
             raise
+
+    def record_purchase(self, customer_id: str, order_id: str, store_id: str, paid_at: float) -> bool:
+        """The customer's last purchase, unless a later one is already recorded (False)."""
+        from chalicelib.db import items
+        from chalicelib.db.records import CustomerRecord
+
+        try:
+            items.update(CustomerRecord, (customer_id,),
+                         [CustomerRecord.last_purchase_at.set(paid_at), CustomerRecord.last_order_id.set(order_id),
+                          CustomerRecord.last_purchase_store_id.set(store_id)],
+                         CustomerRecord.customer_id.exists() & (CustomerRecord.last_purchase_at.does_not_exist()
+                                                                | (CustomerRecord.last_purchase_at < paid_at)),
+                         _NotNewer())
+        except _NotNewer:
+            return False
+        return True
 
     def history(self, customer_id: str) -> list:
         from chalicelib.db.records import OwnershipChangeRecord

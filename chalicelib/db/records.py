@@ -66,7 +66,20 @@ class DealerRecord(_Record):
     sub_mchid = UnicodeAttribute()       # the dealer's WeChat Pay sub-merchant
     status = UnicodeAttribute(default="ACTIVE")
     created_at = NumberAttribute()
+    # What the brand may see of this dealer's customers: NONE | AGGREGATES_ONLY | FULL
+    brand_access = UnicodeAttribute(default="NONE")
     by_brand = _index("by_brand", "brand_id", "dealer_id")
+
+
+class SharingChangeRecord(_Record):
+    """Every change of a dealer's data-sharing switch: from, to, who, when."""
+    short_name = "sharing_changes"
+    dealer_id = UnicodeAttribute(hash_key=True)
+    change_id = UnicodeAttribute(range_key=True)   # <ms>#<random>: in time order
+    from_access = UnicodeAttribute()
+    to_access = UnicodeAttribute()
+    changed_by = UnicodeAttribute()                # <role>:<tenant> of the token
+    at = NumberAttribute()
 
 
 class StoreRecord(_Record):
@@ -142,7 +155,9 @@ class StockRecord(_Record):
 class CustomerRecord(_Record):
     short_name = "customers"
     customer_id = UnicodeAttribute(hash_key=True)
-    openid = UnicodeAttribute()          # mini-program (sp_appid) openid
+    # mini-program (sp_appid) openid; absent for a customer first seen through the official
+    # account until their first mini-program login
+    openid = UnicodeAttribute(null=True)
     unionid = UnicodeAttribute(null=True)
     first_seen_at = NumberAttribute()
     last_seen_at = NumberAttribute()
@@ -155,6 +170,16 @@ class CustomerRecord(_Record):
     promoter_id = UnicodeAttribute(null=True)
     promoter_chain = ListAttribute(of=UnicodeAttribute, null=True)
     promoter_bound_at = NumberAttribute(null=True)
+    # For the store group lists: since when the current owner has them, the last scan
+    # and the last purchase (newest wins: each write is conditional on being newer)
+    owned_since = NumberAttribute(null=True)
+    last_scan_at = NumberAttribute(null=True)
+    last_scan_store_id = UnicodeAttribute(null=True)
+    last_purchase_at = NumberAttribute(null=True)
+    last_purchase_store_id = UnicodeAttribute(null=True)
+    last_order_id = UnicodeAttribute(null=True)
+    by_owning_store = _index("by_owning_store", "owning_store_id", "owned_since", numeric_range=True)
+    by_owning_dealer = _index("by_owning_dealer", "owning_dealer_id", "owned_since", numeric_range=True)
 
 
 class SceneRecord(_Record):
@@ -162,7 +187,7 @@ class SceneRecord(_Record):
     product package or a promoter's share code."""
     short_name = "scenes"
     scene = UnicodeAttribute(hash_key=True)        # the token in the code (<= 32 chars, WeChat's charset)
-    kind = UnicodeAttribute()                      # store | staff | campaign | product | promoter
+    kind = UnicodeAttribute()                      # store | staff | campaign | product | promoter | unit
     brand_id = UnicodeAttribute()
     store_id = UnicodeAttribute(null=True)         # the store it binds to (store, staff; a campaign's first store)
     dealer_id = UnicodeAttribute(null=True)
@@ -178,7 +203,33 @@ class SceneRecord(_Record):
     status = UnicodeAttribute(default="ACTIVE")    # ACTIVE | RETIRED (history kept)
     created_at = NumberAttribute()
     retired_at = NumberAttribute(null=True)
+    # Unit codes (一物一码, kind "unit"): one scene per physical unit, made in batches;
+    # the scan updates these in its own transaction (conditional on the count it read).
+    batch_id = UnicodeAttribute(null=True)
+    unit_scan_count = NumberAttribute(null=True)
+    unit_first_seen_at = NumberAttribute(null=True)
+    unit_first_seen_area = UnicodeAttribute(null=True)   # coarse H3 cell (the "city")
+    unit_areas = UnicodeSetAttribute(null=True)          # distinct areas it was scanned in
+    unit_last_seen_at = NumberAttribute(null=True)
     by_store = _index("by_store", "store_id", "scene")
+    by_batch = _index("by_batch", "batch_id", "scene")
+
+
+class UnitCodeBatchRecord(_Record):
+    """A batch of unit codes (一物一码) made for one SKU. Written CREATING before its
+    codes and set COMPLETE after the last one, so a writer that dies part-way leaves a
+    batch that visibly is not complete rather than one silently short."""
+    short_name = "unit_code_batches"
+    batch_id = UnicodeAttribute(hash_key=True)     # ub_<random>
+    sku = UnicodeAttribute()
+    brand_id = UnicodeAttribute()
+    # "count" would shadow PynamoDB's Model.count(): how many codes the batch holds
+    code_count = NumberAttribute()
+    status = UnicodeAttribute()                    # CREATING | COMPLETE
+    created_at = NumberAttribute()
+    created_by = UnicodeAttribute()                # <role>:<tenant> of the token that asked
+    completed_at = NumberAttribute(null=True)
+    by_sku = _index("by_sku", "sku", "created_at", numeric_range=True)
 
 
 class ScanRecord(_Record):
@@ -195,6 +246,7 @@ class ScanRecord(_Record):
     city = UnicodeAttribute(null=True)
     area_cell = UnicodeAttribute(null=True)        # coarse H3 cell, never a precise track
     outcome = UnicodeAttribute()                   # e.g. FIRST_SCAN, VISIT_RECORDED, SCENE_NOT_FOUND
+    channel = UnicodeAttribute(null=True)          # MINI_PROGRAM | OA_SUBSCRIBE | OA_SCAN
     points_awarded = NumberAttribute(default=0)
     at = NumberAttribute()
     by_customer = _index("by_customer", "customer_id", "at", numeric_range=True)
@@ -345,6 +397,26 @@ class IdempotencyRecord(_Record):
     expires_at = TTLAttribute()
 
 
+class OaEventRecord(_Record):
+    """An official-account event push, claimed (conditional put) before it is applied, so
+    WeChat's retries of it change nothing; what it led to is kept for a few days."""
+    short_name = "oa_events"
+    event_key = UnicodeAttribute(hash_key=True)   # <FromUserName>#<CreateTime>
+    state = UnicodeAttribute()                    # CLAIMED (being applied) | APPLIED
+    claim_token = UnicodeAttribute()              # who holds the claim (a release or takeover checks it)
+    lease_until = NumberAttribute()               # a CLAIMED event past this may be taken over
+    event = UnicodeAttribute()                    # subscribe | SCAN
+    scene = UnicodeAttribute()
+    channel = UnicodeAttribute()                  # OA_SUBSCRIBE | OA_SCAN (the scan's channel)
+    claimed_at = NumberAttribute()
+    applied_at = NumberAttribute(null=True)
+    outcome = UnicodeAttribute(null=True)         # the scan's binding, SCENE_NOT_FOUND, UNKNOWN_USER, NO_UNIONID
+    customer_id = UnicodeAttribute(null=True)
+    scan_id = UnicodeAttribute(null=True)
+    # Checked on claim too (DynamoDB Local never deletes on TTL; AWS deletes late)
+    expires_at = TTLAttribute()
+
+
 class OutboxRecord(_Record):
     """Follow-up work written in the same transaction as the change that causes it,
     consumed from the table's stream (in AWS by the outbox_consumer Lambda, locally
@@ -363,9 +435,35 @@ class OutboxRecord(_Record):
         stream_view_type = "NEW_IMAGE"
 
 
+class FunnelCounterRecord(_Record):
+    """One scope's funnel counters for one Beijing day (M7, ``chalicelib.domain.funnel``),
+    only ever added to (UpdateItem ADD) by the outbox consumer, once per event."""
+    short_name = "funnel_counters"
+    scope = UnicodeAttribute(hash_key=True)        # store#<id> | staff#<id> | campaign#<scene> | dealer#<id>
+    day = UnicodeAttribute(range_key=True)         # YYYY-MM-DD, Beijing
+    scans = NumberAttribute(null=True)             # a field nothing has added to yet is absent (0)
+    followers = NumberAttribute(null=True)
+    new_customers = NumberAttribute(null=True)
+    bindings = NumberAttribute(null=True)
+    orders = NumberAttribute(null=True)
+    gmv_fen = NumberAttribute(null=True)
+    updated_at = NumberAttribute(null=True)
+
+
+class CountedEventRecord(_Record):
+    """An outbox item the funnel has counted: put in the same transaction as its
+    counters, on condition of absence, so a replayed stream record counts once."""
+    short_name = "counted_events"
+    outbox_id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()
+    counted_at = NumberAttribute()
+    expires_at = TTLAttribute()                    # long after the stream (24 h) could replay it
+
+
 ALL_RECORDS: tuple[type[_Record], ...] = (
     BrandRecord,
     DealerRecord,
+    SharingChangeRecord,
     StoreRecord,
     StaffRecord,
     ProductRecord,
@@ -376,11 +474,15 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
     PromoterRecord,
     ReferralRecord,
     SceneRecord,
+    UnitCodeBatchRecord,
     ScanRecord,
     PointsEntryRecord,
     OrderRecord,
     RefundRecord,
     OrderEventRecord,
     IdempotencyRecord,
+    OaEventRecord,
     OutboxRecord,
+    FunnelCounterRecord,
+    CountedEventRecord,
 )

@@ -14,6 +14,10 @@ class CustomerMoved(Exception):
     """The customer's owner or promoter is not the one the decision was made against."""
 
 
+class UnitCountMoved(Exception):
+    """A unit code was scanned by someone else between our read and our write."""
+
+
 class ScanRepository:
     def __init__(self) -> None:
         bind_records()
@@ -52,10 +56,18 @@ class ScanRepository:
         from pynamodb.transactions import TransactWrite
 
         from chalicelib.db.outbox import new_outbox_item
-        from chalicelib.db.records import CustomerRecord, OwnershipChangeRecord, PointsEntryRecord, ReferralRecord
+        from chalicelib.db.records import (
+            CustomerRecord,
+            OwnershipChangeRecord,
+            PointsEntryRecord,
+            ReferralRecord,
+            SceneRecord,
+        )
 
         customer_id, now, scan = write.customer_id, write.now, write.scan
-        actions, condition = [], CustomerRecord.customer_id.exists()
+        actions, condition = [CustomerRecord.last_scan_at.set(now)], CustomerRecord.customer_id.exists()
+        if write.last_scan_store:
+            actions.append(CustomerRecord.last_scan_store_id.set(write.last_scan_store))
         puts = 0
         try:
             # PynamoDB sends puts first, then updates in the order given: the customer's
@@ -79,7 +91,8 @@ class ScanRepository:
                     puts += 1
                     actions += [CustomerRecord.owning_store_id.set(owner["to_store"]),
                                 CustomerRecord.owning_dealer_id.set(owner["to_dealer"]),
-                                CustomerRecord.owner_basis.set(owner["basis"])]
+                                CustomerRecord.owner_basis.set(owner["basis"]),
+                                CustomerRecord.owned_since.set(now)]
                     condition &= (CustomerRecord.owning_store_id.does_not_exist() if owner["expected_store"] is None
                                   else CustomerRecord.owning_store_id == owner["expected_store"])
                 promoter = write.promoter
@@ -96,8 +109,22 @@ class ScanRepository:
                 for kind, payload in write.events:
                     tx.save(new_outbox_item(kind, payload, now))
                     puts += 1
-                if actions:
-                    tx.update(CustomerRecord(customer_id), actions=actions, condition=condition)
+                tx.update(CustomerRecord(customer_id), actions=actions, condition=condition)     # update 0
+                unit = write.unit
+                if unit:
+                    # The count is conditional on what we read, so each scan reports its own number.
+                    unit_actions = [SceneRecord.unit_scan_count.set(unit["expected_count"] + 1),
+                                    SceneRecord.unit_last_seen_at.set(now)]
+                    if unit["expected_count"] == 0:
+                        unit_actions.append(SceneRecord.unit_first_seen_at.set(now))
+                        if unit["area"]:
+                            unit_actions.append(SceneRecord.unit_first_seen_area.set(unit["area"]))
+                    if unit["area"]:
+                        unit_actions.append(SceneRecord.unit_areas.add({unit["area"]}))
+                    expected = (SceneRecord.unit_scan_count == unit["expected_count"])
+                    if unit["expected_count"] == 0:
+                        expected = expected | SceneRecord.unit_scan_count.does_not_exist()
+                    tx.update(SceneRecord(scan.scene), actions=unit_actions, condition=expected)   # update 1
                 if promoter and promoter["expected_promoter"]:
                     # LAST_TOUCH: the previous promoter's referral ends (kept as history)
                     tx.update(ReferralRecord(promoter["expected_promoter"], customer_id),
@@ -106,6 +133,8 @@ class ScanRepository:
             reasons = list(exc.cancellation_reasons or [])
             if write.points and _failed_condition(reasons, 1):
                 raise PointsAlreadyAwarded() from exc
-            if actions and _failed_condition(reasons, puts):
+            if _failed_condition(reasons, puts):
                 raise CustomerMoved() from exc
+            if write.unit and _failed_condition(reasons, puts + 1):
+                raise UnitCountMoved() from exc
             raise

@@ -16,16 +16,21 @@ PROMOTER_ACTIVE = "ACTIVE"      # may share products and earn commissions
 
 @dataclass(frozen=True)
 class WeChatIdentity:
-    """What code2Session tells us about the person behind a login code."""
-    openid: str
+    """What code2Session tells us about the person behind a login code (or, with no
+    openid, what the official account's user info tells us: only the unionid bridges)."""
+    openid: str | None
     unionid: str | None = None
+    oa_openid: str | None = None    # a follower of the official account (its own openid)
 
     def lookup_keys(self) -> list[str]:
         """Identity keys, strongest first: the unionid wins when there is one."""
         keys = []
         if self.unionid:
             keys.append(identity_key("unionid", self.unionid))
-        keys.append(identity_key("openid", self.openid))
+        if self.openid:
+            keys.append(identity_key("openid", self.openid))
+        if self.oa_openid:
+            keys.append(identity_key("oa_openid", self.oa_openid))
         return keys
 
 
@@ -49,7 +54,7 @@ def new_customer_id() -> str:
 @dataclass
 class Customer:
     customer_id: str
-    openid: str
+    openid: str | None      # the mini-program's; None until a customer first seen through the OA logs in
     unionid: str | None
     first_seen_at: float
     last_seen_at: float

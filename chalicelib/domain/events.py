@@ -8,13 +8,16 @@ seconds (float), money is int fen.
 SCAN_RECORDED — a customer scanned a QR code (written by the scan flow)::
 
     {scan_id, customer_id, scene, kind, store_id, dealer_id, staff_id, campaign, sku,
-     outcome, points_awarded, customer_first_seen_at, at}
+     outcome, points_awarded, channel, customer_first_seen_at, at}
+    # channel: MINI_PROGRAM, OA_SUBSCRIBE (followed the official account through the
+    # code: a new follower) or OA_SCAN (an existing follower scanned it)
 
 CUSTOMER_BOUND — a customer's owning store changed (e.g. the last-purchase rule)::
 
     {customer_id, from_store_id, to_store_id, to_dealer_id, basis, reason,
      cause, at}                      # cause: what moved it, e.g. "purchase#<order_id>"
-    # from a scan also: staff_id (the badge scanned, credited), campaign; cause "scan#<scan_id>"
+    # from a scan also: staff_id (the badge scanned, credited), campaign (its name),
+    # scene and scene_kind; cause "scan#<scan_id>"
 
 PROMOTER_BOUND — a customer was bound to a promoter (written by the scan flow)::
 

@@ -85,6 +85,7 @@ class Dealer:
     sub_mchid: str
     status: str = ACTIVE
     created_at: float = 0.0
+    brand_access: str = "NONE"    # what the brand sees of its customers (domain/sharing.py)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -13,6 +13,12 @@ tells a person reading a log which kind of code it is:
 
     s store    f staff (a guide's badge: "f" for "floor staff")    c campaign
     p product  m promoter ("m" for "member share"; made by customers, M6 item 4)
+    u unit     (一物一码: one code per physical unit, made only in batches, M7 item 4)
+
+Unit tokens are longer, ``u.`` + 14 base62 characters (16 in all, ~83 bits): they
+are printed by the thousand and written with BatchWriteItem, which cannot be
+conditional, so their length, not a condition, is what keeps them from colliding
+(see ``chalicelib/services/unit_codes.py``).
 """
 from __future__ import annotations
 
@@ -26,9 +32,11 @@ from chalicelib.domain.time import parse_rfc3339
 from chalicelib.errors import BusinessRuleViolated, Conflict, ValidationFailed
 
 STORE, STAFF, CAMPAIGN, PRODUCT, PROMOTER = "store", "staff", "campaign", "product", "promoter"
-KINDS = (STORE, STAFF, CAMPAIGN, PRODUCT, PROMOTER)
-KIND_LETTERS = {STORE: "s", STAFF: "f", CAMPAIGN: "c", PRODUCT: "p", PROMOTER: "m"}
-# What the back office may make; promoter scenes are made on the customer side.
+UNIT = "unit"   # one physical unit of a SKU (一物一码)
+KINDS = (STORE, STAFF, CAMPAIGN, PRODUCT, PROMOTER, UNIT)
+KIND_LETTERS = {STORE: "s", STAFF: "f", CAMPAIGN: "c", PRODUCT: "p", PROMOTER: "m", UNIT: "u"}
+# What the back office may make one at a time; promoter scenes are made on the
+# customer side, unit scenes only in batches (/v1/admin/products/{sku}/unit-code-batches).
 BACK_OFFICE_KINDS = (STORE, STAFF, CAMPAIGN, PRODUCT)
 
 ACTIVE, RETIRED = "ACTIVE", "RETIRED"
@@ -37,6 +45,7 @@ SCENE_MAX_CHARS = 32
 SCENE_CHARS = re.compile(r"[A-Za-z0-9!#$&'()*+,/:;=?@\-._~]+")
 BASE62 = string.digits + string.ascii_letters
 TOKEN_RANDOM_CHARS = 10
+UNIT_TOKEN_RANDOM_CHARS = 14
 
 CAMPAIGN_NAME_MAX = 50
 CAMPAIGN_STORES_MAX = 50
@@ -64,6 +73,11 @@ class PromoterSceneRefused(BusinessRuleViolated):
     default_message = "Promoter share codes are made by promoters in the mini-program, not in the back office."
 
 
+class UnitSceneRefused(BusinessRuleViolated):
+    code = "UNIT_SCENE_REFUSED"
+    default_message = "Unit codes are made in batches: POST /v1/admin/products/{sku}/unit-code-batches."
+
+
 class StaffNotActive(BusinessRuleViolated):
     code = "STAFF_NOT_ACTIVE"
     default_message = "Only an active staff member gets a badge code."
@@ -72,7 +86,8 @@ class StaffNotActive(BusinessRuleViolated):
 def new_scene_token(kind: str) -> str:
     if kind not in KIND_LETTERS:
         raise ValueError(f"unknown scene kind {kind!r}")
-    return KIND_LETTERS[kind] + "." + "".join(secrets.choice(BASE62) for _ in range(TOKEN_RANDOM_CHARS))
+    length = UNIT_TOKEN_RANDOM_CHARS if kind == UNIT else TOKEN_RANDOM_CHARS
+    return KIND_LETTERS[kind] + "." + "".join(secrets.choice(BASE62) for _ in range(length))
 
 
 def check_scene(text: object, field: str = "scene") -> str:

@@ -23,10 +23,14 @@ HANDLERS: dict[str, Callable[[str, dict], None]] = {}
 DEFAULT_HANDLERS = {
     "UPLOAD_SHIPPING_INFO": ("chalicelib.services.fulfilment", "upload_shipping_info"),
     "ATTRIBUTE_PURCHASE": ("chalicelib.services.attribution", "on_attribute_purchase"),
+    # M7's funnel counters (each counted once per outbox item, whatever the replays)
+    events.SCAN_RECORDED: ("chalicelib.services.funnel", "on_scan_recorded"),
+    events.CUSTOMER_BOUND: ("chalicelib.services.funnel", "on_customer_bound"),
+    events.ORDER_PAID: ("chalicelib.services.funnel", "on_order_paid"),
 }
-# Funnel events: counted by M7's funnel. Until it exists nobody consumes them here, which
-# is expected, not an error: they are skipped quietly and left unconsumed for M7.
-EVENTS_FOR_LATER = {events.SCAN_RECORDED, events.CUSTOMER_BOUND, events.PROMOTER_BOUND, events.ORDER_PAID}
+# Funnel events nobody counts yet (PROMOTER_BOUND: the funnel does not count it; M8's
+# commissions may). That is expected, not an error: they are skipped quietly, unconsumed.
+EVENTS_FOR_LATER = {events.PROMOTER_BOUND}
 
 
 def _handler(kind):

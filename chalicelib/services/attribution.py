@@ -19,6 +19,7 @@ def _owner(customer) -> rules.Owner | None:
 def attribute_purchase(order, *, ownership, now: float) -> str:
     from chalicelib.db.ownership import AlreadyRecorded, OwnerChanged
 
+    ownership.record_purchase(order.customer_id, order.order_id, order.store_id, order.paid_at or now)
     for _ in range(5):
         customer = ownership.customer(order.customer_id)
         if customer is None:
@@ -51,18 +52,15 @@ def on_attribute_purchase(outbox_id: str, payload: dict) -> None:
     attribute_purchase(order, ownership=wiring.ownership(), now=wiring.now())
 
 
-def ownership_history(principal, customer_id: str, *, ownership) -> list[dict]:
-    """The back office's view: the brand sees every customer; a dealer or store only
-    customers it owns now (they are its assets)."""
+def ownership_history(principal, customer_id: str, *, ownership, network) -> list[dict]:
+    """The back office's view: the store or dealer owning the customer now; the brand
+    when that dealer shares FULL access (or nobody owns them yet)."""
     from chalicelib.domain.time import rfc3339
     from chalicelib.errors import NotFound
+    from chalicelib.services.customer_groups import can_read_customer
 
     customer = ownership.customer(customer_id)
-    visible = customer is not None and (
-        principal.role == "brand"
-        or (principal.role == "dealer" and customer.owning_dealer_id == principal.tenant_id)
-        or (principal.role == "store" and customer.owning_store_id == principal.tenant_id))
-    if not visible:
+    if not can_read_customer(principal, customer, network):
         raise NotFound(f"No customer {customer_id}.", customer_id=customer_id)
     return [{"from_store_id": c.from_store_id, "to_store_id": c.to_store_id, "basis": c.basis,
              "reason": c.reason, "staff_id": c.staff_id, "at": rfc3339(c.at)}

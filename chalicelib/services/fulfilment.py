@@ -29,6 +29,19 @@ def read_order_in_reach(principal, order_id: str, *, orders, network):
     raise NotFound(f"No order {order_id}.", order_id=order_id)
 
 
+def delivery_contact(principal, order_id: str, *, orders, network) -> dict:
+    """Who to deliver to, unmasked: only for the store or dealer that fulfils the order
+    (the customer is theirs to serve); the brand is refused (403) whatever it may see."""
+    from chalicelib.domain.tenancy import DEALER, STORE, require_role
+
+    require_role(principal, STORE, DEALER, action="read a customer's delivery contact")
+    order = read_order_in_reach(principal, order_id, orders=orders, network=network)
+    address = (order.fulfillment or {}).get("address")
+    if not address:
+        raise NotFound(f"Order {order_id} has no delivery address (a pick-up).", order_id=order_id)
+    return {"order_id": order.order_id, **address}
+
+
 class RefundPending(Conflict):
     code = "REFUND_IN_PROGRESS"
     default_message = "A refund of this order is still being decided or processed: finish it first."

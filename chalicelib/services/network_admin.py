@@ -58,6 +58,29 @@ def update_dealer(principal, dealer_id: str, changes: dict, *, network) -> Deale
     return dealer
 
 
+def set_data_sharing(principal, dealer_id: str, level: str, *, network, now: float) -> Dealer:
+    """Only the dealer itself decides what the brand sees of its customers."""
+    from chalicelib.domain.sharing import check_level
+
+    dealer = read_dealer(principal, dealer_id, network=network)
+    tenancy.require_role(principal, DEALER, action="change what a dealer shares (only the dealer may)")
+    check_level(level)
+    if dealer.brand_access == level:
+        return dealer   # nothing changes, nothing is recorded
+    return network.set_brand_access(dealer_id, dealer.brand_access, level,
+                                    f"{principal.role}:{principal.tenant_id}", now)
+
+
+def data_sharing(principal, dealer_id: str, *, network) -> dict:
+    """The switch and every change of it (the brand and the dealer may read it)."""
+    from chalicelib.domain.time import rfc3339
+
+    dealer = read_dealer(principal, dealer_id, network=network)
+    return {"dealer_id": dealer.dealer_id, "brand_access": dealer.brand_access,
+            "changes": [{"from": c.from_access, "to": c.to_access, "changed_by": c.changed_by, "at": rfc3339(c.at)}
+                        for c in network.sharing_history(dealer_id)]}
+
+
 def list_dealers(principal, limit: int, start, *, network):
     tenancy.require_role(principal, BRAND, DEALER, action="list dealers")
     if principal.role == DEALER:

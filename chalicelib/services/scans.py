@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 
 from chalicelib.domain import attribution as rules
 from chalicelib.domain import events
-from chalicelib.domain.scenes import PROMOTER, welcome_for
+from chalicelib.domain.scenes import PROMOTER, UNIT, welcome_for
+from chalicelib.domain.unit_codes import unit_report
 from chalicelib.errors import NotFound
 
 SCAN_POINTS = 10
 AREA_CELL_RESOLUTION = 5   # ~250 km² hexagons: a district, never a track
+MINI_PROGRAM, OA_SUBSCRIBE, OA_SCAN = "MINI_PROGRAM", "OA_SUBSCRIBE", "OA_SCAN"   # where a code was scanned
 ATTEMPTS = 4               # a purchase or another scan may move the customer between read and write
 
 
@@ -41,6 +43,8 @@ class ScanWrite:
     now: float
     points: tuple[str, int] | None = None     # (ledger entry key, points)
     owner: dict | None = None                 # {expected_store, to_store, to_dealer, basis, reason, staff_id}
+    last_scan_store: str | None = None        # the store the customer last scanned (for the store group)
+    unit: dict | None = None                  # a unit code's scan: {expected_count, area}
     promoter: dict | None = None              # {expected_promoter, promoter_id, chain, rule, scene}
     events: list[tuple[str, dict]] = field(default_factory=list)
 
@@ -82,7 +86,7 @@ def _owner(customer) -> rules.Owner | None:
 
 
 def _plan(customer, scene_record, card, scan_id, area, points_key, policy: ScanPolicy, scans,
-          now: float) -> tuple[ScanWrite, rules.Decision, rules.PromoterDecision | None]:
+          now: float, channel: str) -> tuple[ScanWrite, rules.Decision, rules.PromoterDecision | None]:
     """Decide (pure rules) what this scan changes, given the customer as last read."""
     from chalicelib.db.records import ScanRecord
 
@@ -91,7 +95,8 @@ def _plan(customer, scene_record, card, scan_id, area, points_key, policy: ScanP
                 else rules.Decision(None, None, "NO_STORE"))
     campaign = (scene_record.campaign or {}).get("name")
     write = ScanWrite(scan=None, customer_id=customer_id, now=now,
-                      points=(points_key, SCAN_POINTS) if points_key else None)
+                      points=(points_key, SCAN_POINTS) if points_key else None,
+                      last_scan_store=card["store_id"] if card else None)
     if decision.bind_to:
         write.owner = {"expected_store": customer.owning_store_id, "to_store": decision.bind_to,
                        "to_dealer": card["dealer_id"], "basis": decision.basis, "reason": decision.reason,
@@ -99,7 +104,11 @@ def _plan(customer, scene_record, card, scan_id, area, points_key, policy: ScanP
         write.events.append((events.CUSTOMER_BOUND, {
             "customer_id": customer_id, "from_store_id": customer.owning_store_id, "to_store_id": decision.bind_to,
             "to_dealer_id": card["dealer_id"], "basis": decision.basis, "reason": decision.reason,
-            "cause": f"scan#{scan_id}", "staff_id": scene_record.staff_id, "campaign": campaign, "at": now}))
+            "cause": f"scan#{scan_id}", "staff_id": scene_record.staff_id, "campaign": campaign,
+            "scene": scene_record.scene, "scene_kind": scene_record.kind, "at": now}))
+
+    if scene_record.kind == UNIT:
+        write.unit = {"expected_count": int(scene_record.unit_scan_count or 0), "area": area}
 
     promoter_decision = None
     promoter_id = scene_record.promoter_customer_id if scene_record.kind == PROMOTER else None
@@ -126,20 +135,23 @@ def _plan(customer, scene_record, card, scan_id, area, points_key, policy: ScanP
     write.scan = ScanRecord(scan_id=scan_id, customer_id=customer_id, scene=scene_record.scene,
                             kind=scene_record.kind, store_id=scene_record.store_id, staff_id=scene_record.staff_id,
                             sku=scene_record.sku, campaign_name=campaign, city=card["city"] if card else None,
-                            area_cell=area, outcome=outcome, points_awarded=SCAN_POINTS if points_key else 0, at=now)
+                            area_cell=area, outcome=outcome, channel=channel,
+                            points_awarded=SCAN_POINTS if points_key else 0, at=now)
     write.events.insert(0, (events.SCAN_RECORDED, {
         "scan_id": scan_id, "customer_id": customer_id, "scene": scene_record.scene, "kind": scene_record.kind,
         "store_id": card["store_id"] if card else None, "dealer_id": card["dealer_id"] if card else None,
         "staff_id": scene_record.staff_id, "campaign": campaign, "sku": scene_record.sku, "outcome": outcome,
-        "points_awarded": SCAN_POINTS if points_key else 0,
+        "points_awarded": SCAN_POINTS if points_key else 0, "channel": channel,
         "customer_first_seen_at": float(customer.first_seen_at), "at": now}))
     return write, decision, promoter_decision
 
 
 def scan(customer_id: str, scene: str, lat: float | None, lng: float | None, *, scans, now: float,
-         policy: ScanPolicy = ScanPolicy()) -> dict:
+         policy: ScanPolicy = ScanPolicy(), channel: str = MINI_PROGRAM) -> dict:
+    """``channel``: where the code was scanned — the mini-program (``POST /v1/scans``) or the
+    official account (a follow or scan event of its parametric QR: ``OA_SUBSCRIBE``/``OA_SCAN``)."""
     from chalicelib.db.records import ScanRecord
-    from chalicelib.db.scans import CustomerMoved, PointsAlreadyAwarded
+    from chalicelib.db.scans import CustomerMoved, PointsAlreadyAwarded, UnitCountMoved
 
     points_key = f"scan#{scene}#{rules.beijing_day(now)}"
     scene_record, customer, awarded_today = scans.load(scene, customer_id, points_key)
@@ -152,24 +164,26 @@ def scan(customer_id: str, scene: str, lat: float | None, lng: float | None, *, 
     if scene_record is None or scene_record.status != "ACTIVE":
         # Still recorded: a retired poster that people keep scanning is worth knowing of.
         record = ScanRecord(scan_id=scan_id, customer_id=customer_id, scene=scene, outcome="SCENE_NOT_FOUND",
-                            area_cell=area, at=now)
+                            area_cell=area, channel=channel, at=now)
         scans.record(ScanWrite(scan=record, customer_id=customer_id, now=now, events=[(events.SCAN_RECORDED, {
             "scan_id": scan_id, "customer_id": customer_id, "scene": scene, "kind": None, "store_id": None,
             "dealer_id": None, "staff_id": None, "campaign": None, "sku": None, "outcome": "SCENE_NOT_FOUND",
-            "points_awarded": 0, "customer_first_seen_at": float(customer.first_seen_at), "at": now})]))
+            "points_awarded": 0, "channel": channel, "customer_first_seen_at": float(customer.first_seen_at),
+            "at": now})]))
         raise SceneNotFound(scene=scene, scan_id=scan_id)
     card = _scene_store_card(scene_record, scans)
 
     for _ in range(ATTEMPTS):
         write, decision, promoter_decision = _plan(customer, scene_record, card, scan_id, area, points_key,
-                                                   policy, scans, now)
+                                                   policy, scans, now, channel)
         try:
             scans.record(write)
             break
         except PointsAlreadyAwarded:
             points_key = None          # once per scene per Beijing day: record the scan without them
-        except CustomerMoved:
-            _, customer, _ = scans.load(scene, customer_id)   # a purchase or scan moved it: decide again
+        except (CustomerMoved, UnitCountMoved):
+            # A purchase or another scan changed the customer (or the unit's count): decide again.
+            scene_record, customer, _ = scans.load(scene, customer_id)
     else:
         raise RuntimeError("the scan could not be recorded")
     return {"scan_id": scan_id,
@@ -181,4 +195,13 @@ def scan(customer_id: str, scene: str, lat: float | None, lng: float | None, *, 
             "promoter": ({"promoter_id": scene_record.promoter_customer_id, "outcome": promoter_decision.reason}
                          if promoter_decision is not None else None),
             "welcome": welcome_for(scene_record.welcome, scene_record.campaign, card, now),
+            "unit": _unit_answer(scene_record, write.unit, now) if write.unit else None,
             "points_awarded": SCAN_POINTS if points_key else 0}
+
+
+def _unit_answer(scene_record, unit: dict, now: float) -> dict:
+    """How often (this scan included) and since when this unit has been seen, and where."""
+    count = unit["expected_count"] + 1
+    first_seen = now if unit["expected_count"] == 0 else float(scene_record.unit_first_seen_at or now)
+    areas = set(scene_record.unit_areas or ()) | ({unit["area"]} if unit["area"] else set())
+    return {"sku": scene_record.sku, **unit_report(count, first_seen, areas)}

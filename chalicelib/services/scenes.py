@@ -59,6 +59,8 @@ def create_scene(principal, fields: dict, *, scenes, network, catalogue, now: fl
     kind = rules.check_kind(fields.get("kind"))
     if kind == rules.PROMOTER:
         raise rules.PromoterSceneRefused(kind=kind)
+    if kind == rules.UNIT:
+        raise rules.UnitSceneRefused(kind=kind)
     tenancy.require_role(principal, BRAND, DEALER, STORE, action="make scenes")
     parts = {k: fields.get(k) for k in ("store_id", "staff_id", "sku", "campaign")}
     if kind == rules.PRODUCT and parts["store_id"] is None and principal.role == STORE:

@@ -64,6 +64,13 @@ def ownership():
 
 
 @functools.lru_cache(maxsize=1)
+def customer_groups():
+    from chalicelib.db.customer_groups import CustomerGroupRepository
+
+    return CustomerGroupRepository()
+
+
+@functools.lru_cache(maxsize=1)
 def scans():
     from chalicelib.db.scans import ScanRepository
 
@@ -78,10 +85,24 @@ def scenes():
 
 
 @functools.lru_cache(maxsize=1)
+def unit_codes():
+    from chalicelib.db.unit_codes import UnitCodeRepository
+
+    return UnitCodeRepository()
+
+
+@functools.lru_cache(maxsize=1)
 def promoters():
     from chalicelib.db.promoters import PromoterRepository
 
     return PromoterRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def funnel():
+    from chalicelib.db.funnel import FunnelRepository
+
+    return FunnelRepository()
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,10 +119,40 @@ def miniprogram():
     return default_client()
 
 
+@functools.lru_cache(maxsize=1)
+def official_account():
+    from chalicelib.wechat.official_account import default_client
+
+    return default_client()
+
+
+@functools.lru_cache(maxsize=1)
+def oa_events():
+    from chalicelib.db.oa_events import OaEventRepository
+
+    return OaEventRepository()
+
+
+def scan_policy():
+    """The brand's binding rules for scans, from the settings."""
+    from chalicelib.config import settings
+    from chalicelib.services.scans import ScanPolicy
+
+    config = settings()
+    return ScanPolicy(rebind_on_scan=config.rebind_on_scan, promoter_rule=config.promoter_binding_rule)
+
+
 def token_signing_key() -> str:
     from chalicelib.secrets import TOKEN_SIGNING_KEY, get_secret
 
     return get_secret(TOKEN_SIGNING_KEY)
+
+
+def oa_server_token() -> str:
+    """The token WeChat signs pushes to the official account's server URL with."""
+    from chalicelib.secrets import OA_SERVER_TOKEN, get_secret
+
+    return get_secret(OA_SERVER_TOKEN)
 
 
 def now() -> float:
@@ -111,6 +162,7 @@ def now() -> float:
 
 
 def reset() -> None:
-    for factory in (customers, network, catalogue, orders, payment_records, fulfilment, refunds, ownership, scans,
-                    scenes, promoters, payments, miniprogram):
-        getattr(factory, "cache_clear", lambda: None)()
+    """Forget every collaborator built so far (tests change the environment between cases)."""
+    for value in list(globals().values()):
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()

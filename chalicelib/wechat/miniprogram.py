@@ -12,6 +12,7 @@ from chalicelib.errors import (
     Throttled,
     UpstreamUnavailable,
 )
+from chalicelib.wechat.access_token import StableTokenHolder
 
 # errcode → what it means for the caller (see wechatpay-v3.md, code2Session)
 _LOGIN_ERRORS = {
@@ -36,39 +37,18 @@ class ShippingUploadFailed(UpstreamUnavailable):
 
 # WeChat keeps the first upload of an order; answers to a repeat mean "already there".
 ALREADY_UPLOADED_ERRCODES = frozenset({10060003})
-# A new token is fetched this long before the old one expires.
-TOKEN_RENEW_BEFORE_S = 300
 
 
-class MiniProgramClient:
+class MiniProgramClient(StableTokenHolder):
     """Talks HTTP to api.weixin.qq.com (or the sandbox at the same paths)."""
+
+    _app_label = "the mini-program"
 
     def __init__(self, base_url: str, appid: str, appsecret: str, timeout_s: float):
         self._base = base_url.rstrip("/")
         self._appid = appid
         self._secret = appsecret
         self._timeout = timeout_s
-
-    def _access_token(self) -> str:
-        """The stable access token, cached in the process until shortly before it expires."""
-        import time
-
-        import requests
-
-        cached = getattr(self, "_token", None)
-        if cached and cached[1] - TOKEN_RENEW_BEFORE_S > time.time():
-            return cached[0]
-        try:
-            response = requests.post(f"{self._base}/cgi-bin/stable_token", timeout=self._timeout, json={
-                "grant_type": "client_credential", "appid": self._appid, "secret": self._secret,
-                "force_refresh": False})
-            data = response.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise UpstreamUnavailable("WeChat did not hand out an access token.") from exc
-        if not data.get("access_token"):
-            raise UpstreamUnavailable("WeChat refused an access token.", wechat_errcode=data.get("errcode"))
-        self._token = (data["access_token"], time.time() + int(data.get("expires_in", 0)))
-        return self._token[0]
 
     def upload_shipping_info(self, *, transaction_id: str, logistics_type: int, shipping_list: list,
                              upload_time: str, payer_openid: str) -> None:

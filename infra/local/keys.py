@@ -52,6 +52,8 @@ def ensure_local_keys(data_dir: Path) -> list[str]:
     put(f"{SECRETS_DIR}/token_signing_key", lambda: secrets.token_urlsafe(48))
     put(f"{SECRETS_DIR}/miniprogram_appsecret", lambda: secrets.token_hex(16))
     put(f"{SECRETS_DIR}/oa_appsecret", lambda: secrets.token_hex(16))
+    # WeChat's OA server token is 3 to 32 letters or digits; the sandbox signs pushes with it.
+    put(f"{SECRETS_DIR}/oa_server_token", lambda: secrets.token_hex(16))
 
     pay = data_dir / WECHATPAY_DIR
     if not (pay / "platform_private_key.pem").exists():

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from infra.local.environment import StackPorts
+from tests.privacy import assert_no_personal_data
 from infra.local.stack import LocalStack, free_port
 
 
@@ -32,9 +33,11 @@ def http(method: str, url: str, body=None, headers: dict | None = None, timeout:
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return HttpReply(response.status, dict(response.headers), response.read())
+            reply = HttpReply(response.status, dict(response.headers), response.read())
     except urllib.error.HTTPError as exc:
-        return HttpReply(exc.code, dict(exc.headers), exc.read())
+        reply = HttpReply(exc.code, dict(exc.headers), exc.read())
+    assert_no_personal_data(url, reply.body)     # every back-office answer of the suite
+    return reply
 
 
 def new_stack(data_dir) -> LocalStack:

@@ -120,7 +120,9 @@ def test_first_scan_binds_a_visit_does_not_and_the_last_purchase_moves_the_custo
     assert owner == {"store_id": store_b, "dealer_id": "dealer-shu"}
     assert call(stack, "GET", f"/v1/orders/{order_id}", headers=token).json()["status"] == "PAID"
 
-    history = call(stack, "GET", f"/v1/admin/customers/{customer_id}/ownership", headers=brand(stack))
+    # The owner's dealer reads the history (the brand would need the dealer's FULL data sharing).
+    dealer = {"Authorization": f"Bearer {mint_backoffice_token(Path(stack.data_dir), 'dealer', 'dealer-shu')}"}
+    history = call(stack, "GET", f"/v1/admin/customers/{customer_id}/ownership", headers=dealer)
     assert history.status == 200, history.body
     assert history.json()["customer_id"] == customer_id
     changes = history.json()["changes"]

@@ -32,8 +32,9 @@ def test_a_paid_order_moves_the_owner_to_its_store_and_the_history_says_why(shop
                       sp_appid="wx5f0c0ffee5a1d001")
     on_attribute_purchase("ob_2", {"order_id": second["order_id"]})
     on_attribute_purchase("ob_2", {"order_id": second["order_id"]})       # redelivered: nothing twice
-    status, body = history(shop, me["customer_id"])
+    status, body = history(shop, me["customer_id"], "dealer", "dealer-chu")     # the owner's dealer reads it
     assert status == 200
+    assert history(shop, me["customer_id"])[0] == 404       # the brand: dealer-chu shares nothing (default NONE)
     assert [(c["from_store_id"], c["to_store_id"], c["reason"]) for c in body["changes"]] == [
         (None, "store-cd-chunxi", "LAST_PURCHASE"), ("store-cd-chunxi", "store-wh-optics", "LAST_PURCHASE")]
     # The customer is now dealer-chu's asset: dealer-shu no longer sees them.

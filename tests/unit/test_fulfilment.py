@@ -131,3 +131,21 @@ def test_the_shipping_upload_tells_wechat_what_was_shipped(shop, monkeypatch):  
     assert uploads[0]["logistics_type"] == 1 and uploads[0]["payer_openid"] == "o_alice"
     assert uploads[0]["shipping_list"][0]["tracking_no"] == "SF42"
     assert uploads[0]["shipping_list"][0]["express_company"] == "SF Express"
+
+
+def test_the_back_office_sees_the_phone_masked_and_only_the_delivering_side_reads_it_whole(shop):  # noqa: F811
+    order = paid_order(shop, "contact")
+    oid = order["order_id"]
+
+    def get(role, tenant, path):
+        token = auth.issue_backoffice_token(role, tenant, wiring.now(), wiring.token_signing_key())
+        answer = shop.client.http.get(path, headers={"Authorization": f"Bearer {token}"})
+        return answer.status_code, json.loads(answer.body)
+
+    status, seen = get("store", STORE, f"/v1/admin/orders/{oid}")
+    assert status == 200 and seen["fulfillment"]["address"]["phone"] == "138****5678"
+    status, contact = get("store", STORE, f"/v1/admin/orders/{oid}/contact")
+    assert status == 200 and contact["phone"] == "13812345678" and contact["recipient"] == "Alice"
+    assert get("dealer", "dealer-shu", f"/v1/admin/orders/{oid}/contact")[0] == 200
+    assert get("brand", "brand-lumen", f"/v1/admin/orders/{oid}/contact")[0] == 403
+    assert get("store", "store-wh-optics", f"/v1/admin/orders/{oid}/contact")[0] == 404

@@ -149,3 +149,48 @@ def test_a_staff_badge_binds_to_the_store_and_credits_the_staff_member(shop):  #
     kinds = sorted((o.kind, o.payload.get("staff_id")) for o in OutboxRecord.scan()
                    if o.payload.get("customer_id") == customer_id)
     assert kinds == [("CUSTOMER_BOUND", "staff-chunxi-1"), ("SCAN_RECORDED", "staff-chunxi-1")]
+
+
+def test_a_unit_code_scanned_twice_reports_count_two_and_when_it_was_first_seen(shop, monkeypatch):  # noqa: F811
+    from chalicelib.db.records import SceneRecord
+    from chalicelib.domain.time import rfc3339
+
+    SceneRecord("u.unit0000000001", kind="unit", brand_id="brand-lumen", sku="LM-MS-WL", batch_id="ub_1",
+                unit_scan_count=0, status="ACTIVE", created_at=wiring.now()).save()
+    first_at = wiring.now()
+    monkeypatch.setattr(wiring, "now", lambda: first_at)
+    status, first = scan(shop, {"scene": "u.unit0000000001", "lat": 30.6571, "lng": 104.0806}, who="gus")
+    assert status == 201 and first["unit"] == {"sku": "LM-MS-WL", "scan_count": 1, "first_seen_at": rfc3339(first_at),
+                                               "areas_seen": 1, "suspicious": False}
+    assert first["binding"] == "NO_STORE" and first["scene"]["kind"] == "unit"
+    later = first_at + 3600
+    monkeypatch.setattr(wiring, "now", lambda: later)
+    status, second = scan(shop, {"scene": "u.unit0000000001"}, who="hal")
+    assert second["unit"]["scan_count"] == 2 and second["unit"]["first_seen_at"] == rfc3339(first_at)
+    # Seen in four far-apart places: more than one real unit travels.
+    for who, (lat, lng) in zip(("i1", "i2", "i3"), ((39.9, 116.4), (31.2, 121.5), (23.1, 113.3))):
+        status, answer = scan(shop, {"scene": "u.unit0000000001", "lat": lat, "lng": lng}, who=who)
+    assert answer["unit"]["scan_count"] == 5 and answer["unit"]["areas_seen"] == 4 and answer["unit"]["suspicious"]
+    kept = SceneRecord.get("u.unit0000000001")
+    assert (kept.unit_scan_count, float(kept.unit_first_seen_at)) == (5, first_at)
+
+
+def test_a_unit_count_raced_by_another_scan_is_decided_again(shop, monkeypatch):  # noqa: F811
+    from chalicelib.db.records import SceneRecord
+    from chalicelib.db.scans import ScanRepository
+
+    SceneRecord("u.unit0000000002", kind="unit", brand_id="brand-lumen", sku="LM-MS-WL", batch_id="ub_1",
+                unit_scan_count=0, status="ACTIVE", created_at=wiring.now()).save()
+    original, raced = ScanRepository.record, []
+
+    def record_after_a_rival(self, write):
+        if write.unit and not raced:
+            raced.append(1)
+            SceneRecord("u.unit0000000002").update(actions=[SceneRecord.unit_scan_count.set(1),
+                                                            SceneRecord.unit_first_seen_at.set(1.0)])
+        return original(self, write)
+
+    monkeypatch.setattr(ScanRepository, "record", record_after_a_rival)
+    status, answer = scan(shop, {"scene": "u.unit0000000002"}, who="jo")
+    assert status == 201 and answer["unit"]["scan_count"] == 2
+    assert SceneRecord.get("u.unit0000000002").unit_scan_count == 2

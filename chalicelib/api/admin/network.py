@@ -59,6 +59,19 @@ def update_dealer(dealer_id):
                             network=wiring.network()).to_json()
 
 
+@bp.route("/dealers/{dealer_id}/data-sharing", methods=["GET"])
+def read_data_sharing(dealer_id):
+    return uc.data_sharing(principal(bp.current_request), dealer_id, network=wiring.network())
+
+
+@bp.route("/dealers/{dealer_id}/data-sharing", methods=["PUT"])
+def set_data_sharing(dealer_id):
+    body = json_object(bp.current_request, allowed={"brand_access"}, required={"brand_access"})
+    who = principal(bp.current_request)
+    uc.set_data_sharing(who, dealer_id, body["brand_access"], network=wiring.network(), now=wiring.now())
+    return uc.data_sharing(who, dealer_id, network=wiring.network())
+
+
 # --- stores
 
 STORE_FIELDS = {"dealer_id", "name", "city", "address", "lat", "lng", "services", "opening_hours", "status"}

@@ -8,6 +8,7 @@ from chalicelib.api.blueprint import ApiBlueprint
 from chalicelib.api.paging import encode_cursor
 from chalicelib.api.parsing import json_object
 from chalicelib.domain.fulfilment import check_tracking
+from chalicelib.domain.sharing import mask_phone
 from chalicelib.errors import ValidationFailed
 from chalicelib.services import fulfilment as uc
 from chalicelib.services import wiring
@@ -18,7 +19,14 @@ bp = ApiBlueprint(__name__)
 
 
 def _admin_order_json(order) -> dict:
-    return {**order_json(order), "customer_id": order.customer_id}
+    """The back office's view: the delivery phone masked (the delivering store asks for it
+    through /contact, which the brand never gets)."""
+    shown = {**order_json(order), "customer_id": order.customer_id}
+    address = (shown.get("fulfillment") or {}).get("address")
+    if address and address.get("phone"):
+        shown["fulfillment"] = {**shown["fulfillment"], "address": {**address,
+                                                                     "phone": mask_phone(address["phone"])}}
+    return shown
 
 
 @bp.route("/orders", methods=["GET"])
@@ -39,6 +47,13 @@ def list_orders():
 def read_order(order_id):
     return _admin_order_json(uc.read_order_in_reach(principal(bp.current_request), order_id,
                                                     orders=wiring.orders(), network=wiring.network()))
+
+
+@bp.route("/orders/{order_id}/contact", methods=["GET"])
+def delivery_contact(order_id):
+    """The delivery address with the full phone, for the store or dealer delivering it."""
+    return uc.delivery_contact(principal(bp.current_request), order_id, orders=wiring.orders(),
+                               network=wiring.network())
 
 
 @bp.route("/orders/{order_id}/ship", methods=["POST"])

@@ -7,6 +7,8 @@
                      (expiry, refund results, settlement 10 days after shipping, deliveries)
     miniprogram.py   code2Session, stable access token (check_access_token), mini-program codes
     shipping.py      shipping information: upload_shipping_info, get_order, notify_confirm_receive
+    official_account.py  the official account: user info (its own access token); /sandbox/oa/push
+                     signs and pushes event XML to the API's OA server URL
     signing.py       WeChat Pay v3 request verification, response/notification signing, AES-GCM
     v3.py            the /v3 front door: authenticate, answer errors as WeChat, sign every reply
     pay.py           partner JSAPI prepay, query, close; /sandbox/pay, confirm-receipt;

@@ -14,6 +14,7 @@ from infra.local.sandbox.faults import Faults
 from infra.local.sandbox.http import Reply, Router, serve
 from infra.local.sandbox.merchants import Merchants
 from infra.local.sandbox.miniprogram import MiniProgramApis
+from infra.local.sandbox.official_account import OfficialAccountApis
 from infra.local.sandbox.notify import Notifier
 from infra.local.sandbox.pay import Payments
 from infra.local.sandbox.refunds import Refunds
@@ -55,6 +56,11 @@ def build(data_dir: Path, host: str, port: int) -> Sandbox:
     sp_mchid = os.environ.get("SP_MCHID") or "1900000100"
     brand_mchid = os.environ.get("BRAND_MCHID") or "1900000200"
     apps = {appid: (data_dir / "secrets" / "miniprogram_appsecret").read_text().strip()}
+    # The official account: its own appid and secret, and the token it signs pushes with.
+    oa_appid = os.environ.get("OA_APPID") or "wx5f0c0ffee5a1d0a0"
+    apps[oa_appid] = (data_dir / "secrets" / "oa_appsecret").read_text().strip()
+    oa_server_token = (data_dir / "secrets" / "oa_server_token").read_text().strip()
+    api_url = os.environ.get("STORELINK_API_URL") or "http://127.0.0.1:8000"
     keys = SandboxPayKeys.load(data_dir)
 
     faults = Faults(state, clock)
@@ -76,6 +82,8 @@ def build(data_dir: Path, host: str, port: int) -> Sandbox:
     miniprogram = MiniProgramApis(state, clock, apps)
     miniprogram.routes(router)
     ShippingApis(state, clock, payments, miniprogram.check_access_token, sp_mchid).routes(router)
+    OfficialAccountApis(state, clock, miniprogram.check_access_token, oa_appid, oa_server_token,
+                        api_url).routes(router)
     payments.routes(router, gateway)
     refunds.routes(router, gateway)
     merchants.routes(router)
