@@ -3,6 +3,7 @@ from chalice import Chalice, Rate
 
 from chalicelib.api import callbacks, oa_callbacks, orders, promoters, scans, sessions, stores
 from chalicelib.api.admin import catalogue as admin_catalogue
+from chalicelib.api.admin import commission_config as admin_commission_config
 from chalicelib.api.admin import customers as admin_customers
 from chalicelib.api.admin import funnel as admin_funnel
 from chalicelib.api.admin import network as admin_network
@@ -32,6 +33,7 @@ app.register_blueprint(admin_scenes.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_unit_codes.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_promoters.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_funnel.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_commission_config.bp, url_prefix="/v1/admin")
 # Mini-program and printable QR codes answer image/png (Accept: image/png).
 app.api.binary_types = sorted({*app.api.binary_types, "image/png"})
 
@@ -50,3 +52,11 @@ def close_expired_orders(event):
     from chalicelib.jobs import close_expired_orders as job
 
     return job.run()
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES), name="earn-commissions")
+def earn_commissions(event):
+    from chalicelib.services import wiring
+    from chalicelib.services.splits import earn_due_commissions
+
+    return earn_due_commissions(splits=wiring.splits(), now=wiring.now())

@@ -38,6 +38,13 @@ def my_promoter():
     return mine(_customer_id(bp.current_request), promoters=wiring.promoters())
 
 
+@bp.route("/me/promoter", methods=["GET"])
+def my_promoter_account():
+    from chalicelib.services.promoters import my_promoter_account as account
+
+    return account(_customer_id(bp.current_request), promoters=wiring.promoters(), splits=wiring.splits())
+
+
 @bp.route("/promoters/me/wxacode", methods=["GET"])
 def my_share_code():
     from chalicelib.services.promoters import share_code

@@ -92,7 +92,9 @@ class _ConditionFailed(Exception):
 def _product(r) -> Product:
     return Product(sku=r.sku, brand_id=r.brand_id, name=r.name, price_fen=int(r.price_fen),
                    cost_fen=int(r.cost_fen), category=r.category or "", status=r.status,
-                   created_at=float(r.created_at))
+                   created_at=float(r.created_at),
+                   commission_rates_bps=tuple(int(x) for x in r.commission_rates_bps)
+                   if r.commission_rates_bps else None)
 
 
 def _stock(r) -> StockLevel:

@@ -54,6 +54,8 @@ class FulfilmentRepository:
         from chalicelib.db.outbox import new_outbox_item
         from chalicelib.db.records import OrderEventRecord, OrderRecord
 
+        # The after-sale window starts now: commissions may be earned sooner (M8).
+        follow_up = [*follow_up, ("ORDER_COMPLETED", {"order_id": order_id, "completed_at": now})]
         try:
             with TransactWrite(connection=transaction_connection()) as tx:
                 tx.save(OrderEventRecord(order_id, event_id(now), kind="COMPLETED", detail={"cause": cause}, at=now))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from chalicelib.db import items
 from chalicelib.domain.geo import store_cell
 from chalicelib.domain.network import Dealer, StaffMember, Store
+from chalicelib.domain.splits import DEFAULT_MAX_RATIO_BPS
 from chalicelib.errors import Conflict, NotFound
 
 
@@ -138,7 +139,8 @@ class NetworkRepository:
 
 def _dealer(r) -> Dealer:
     return Dealer(dealer_id=r.dealer_id, brand_id=r.brand_id, name=r.name, sub_mchid=r.sub_mchid,
-                  status=r.status, created_at=float(r.created_at), brand_access=r.brand_access or "NONE")
+                  status=r.status, created_at=float(r.created_at), brand_access=r.brand_access or "NONE",
+                  max_ratio_bps=DEFAULT_MAX_RATIO_BPS if r.max_ratio_bps is None else int(r.max_ratio_bps))
 
 
 def _store(r) -> Store:

@@ -204,9 +204,10 @@ class PaymentRepository:
         return items.get(OrderRecord, order_id)
 
     def mark_paid(self, order_id: str, transaction_id: str, amount_fen: int, paid_at: float,
-                  follow_up: list[tuple[str, dict]], now: float) -> None:
-        """PENDING_PAYMENT -> PAID, the history and the follow-up outbox items (work and
-        funnel events), all or nothing.
+                  follow_up: list[tuple[str, dict]], now: float, ledger: tuple = ()) -> None:
+        """PENDING_PAYMENT -> PAID, the history, the ledger's PAYMENT entry (``ledger``:
+        domain LedgerEntry objects) and the follow-up outbox items (work and funnel
+        events), all or nothing.
 
         Raises OrderChanged when the order is not (any more) pending with that amount.
         TransactionConflict (a concurrent transaction on the same items) propagates as
@@ -217,6 +218,7 @@ class PaymentRepository:
 
         from chalicelib.db.outbox import new_outbox_item
         from chalicelib.db.records import OrderEventRecord, OrderRecord
+        from chalicelib.db.ledger import ledger_record
 
         try:
             with TransactWrite(connection=transaction_connection()) as tx:
@@ -228,11 +230,13 @@ class PaymentRepository:
                           & (OrderRecord.payable_fen == amount_fen))
                 tx.save(OrderEventRecord(order_id, event_id(now), kind="PAYMENT_APPLIED",
                                          detail={"transaction_id": transaction_id, "amount_fen": amount_fen}, at=now))
+                for n, entry in enumerate(ledger):
+                    tx.save(ledger_record(order_id, f"payment#{entry.cause}#{n}", entry, now))
                 for kind, payload in follow_up:
                     tx.save(new_outbox_item(kind, payload, now))
         except TransactWriteError as exc:
-            # PynamoDB sends puts before updates: [event, outbox... (work and ORDER_PAID), order]
-            if _failed_condition(list(exc.cancellation_reasons or []), 1 + len(follow_up)):
+            # PynamoDB sends puts before updates: [event, ledger..., outbox... (work and ORDER_PAID), order]
+            if _failed_condition(list(exc.cancellation_reasons or []), 1 + len(ledger) + len(follow_up)):
                 raise OrderChanged(order_id) from exc
             raise
 

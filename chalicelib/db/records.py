@@ -56,6 +56,11 @@ class BrandRecord(_Record):
     brand_id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute()
     created_at = NumberAttribute()
+    # The brand's commission configuration (chalicelib/domain/commission_config.py); null: the defaults
+    commission_settings = JSONAttribute(null=True)
+    # +1 on every change of the settings or of a product's own rates: each such write is
+    # conditional on the number its check read, so two changes checked apart cannot combine
+    commission_version = NumberAttribute(null=True)
 
 
 class DealerRecord(_Record):
@@ -68,6 +73,9 @@ class DealerRecord(_Record):
     created_at = NumberAttribute()
     # What the brand may see of this dealer's customers: NONE | AGGREGATES_ONLY | FULL
     brand_access = UnicodeAttribute(default="NONE")
+    # The split cap the sub-merchant granted the service provider at WeChat, in 1/10000 of a
+    # payment (WeChat's default 30 %; M9 refreshes it from the provider); absent: 3000
+    max_ratio_bps = NumberAttribute(default=3000)
     by_brand = _index("by_brand", "brand_id", "dealer_id")
 
 
@@ -132,6 +140,8 @@ class ProductRecord(_Record):
     cost_fen = NumberAttribute()         # what the brand is owed per unit sold
     status = UnicodeAttribute(default="ACTIVE")
     created_at = NumberAttribute()
+    # The product's own commission rates in bps, level 1 first; null: its category's or the default
+    commission_rates_bps = ListAttribute(of=NumberAttribute, null=True)
     by_brand = _index("by_brand", "brand_id", "sku")
 
 
@@ -287,6 +297,13 @@ class PromoterRecord(_Record):
     store_id = UnicodeAttribute()                  # the store their share code binds friends to
     created_at = NumberAttribute()                 # applied (again, after a rejection) at
     decided_at = NumberAttribute(null=True)
+    # Kept with every binding and every commission change, so /v1/me/promoter reads one item
+    downline_1 = NumberAttribute(default=0)
+    downline_2 = NumberAttribute(default=0)
+    downline_3 = NumberAttribute(default=0)
+    pending_fen = NumberAttribute(default=0)
+    earned_fen = NumberAttribute(default=0)
+    paid_fen = NumberAttribute(default=0)
     by_brand_status = _index("by_brand_status", "brand_status", "created_at", numeric_range=True)
 
 
@@ -371,6 +388,53 @@ class RefundRecord(_Record):
     open_shard = UnicodeAttribute(null=True)
     by_order = _index("by_order", "order_id", "created_at", numeric_range=True)
     open_by_update = _index("open_by_update", "open_shard", "updated_at", numeric_range=True)
+
+
+class LedgerEntryRecord(_Record):
+    """The money ledger (double entry, append-only): one movement of one order's money
+    from ``credit`` to ``debit``, written with the state change that causes it."""
+    short_name = "ledger_entries"
+    order_id = UnicodeAttribute(hash_key=True)
+    entry_id = UnicodeAttribute(range_key=True)    # <cause key>#<n>: unique per cause, so a replay writes nothing
+    debit = UnicodeAttribute()                     # the account the money goes to
+    credit = UnicodeAttribute()                    # the account it comes from
+    amount_fen = NumberAttribute()
+    cause = UnicodeAttribute()                     # PAYMENT, FEE, SPLIT, COMMISSION, RECEIVABLE, REFUND, ...
+    at = NumberAttribute()
+
+
+class SplitPlanRecord(_Record):
+    """An order's split plan (M8), made once from the paid order; M9 executes it."""
+    short_name = "split_plans"
+    order_id = UnicodeAttribute(hash_key=True)
+    dealer_id = UnicodeAttribute()
+    sub_mchid = UnicodeAttribute(null=True)
+    transaction_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()                    # PLANNED (M9: SPLITTING, SPLIT, FINISHED)
+    plan = JSONAttribute()                         # the SplitPlan's figures, in fen
+    max_ratio_bps = NumberAttribute()
+    splittable_fen = NumberAttribute()
+    created_at = NumberAttribute()
+
+
+class CommissionRecord(_Record):
+    """A promoter's commission on one order at one level: PENDING -> EARNED -> PAID, or
+    CANCELLED / CLAWED_BACK."""
+    short_name = "commissions"
+    promoter_id = UnicodeAttribute(hash_key=True)
+    commission_id = UnicodeAttribute(range_key=True)   # <ms of payment>#<order_id>#<level>: newest last
+    order_id = UnicodeAttribute()
+    buyer_id = UnicodeAttribute()
+    dealer_id = UnicodeAttribute()
+    level = NumberAttribute()
+    amount_fen = NumberAttribute()
+    status = UnicodeAttribute()
+    created_at = NumberAttribute()
+    earn_due_at = NumberAttribute()                # the earlier of day 25 after payment, after-sale window closed
+    earned_at = NumberAttribute(null=True)
+    pending_shard = UnicodeAttribute(null=True)    # C0-C9 while PENDING (sparse index for the earning job)
+    by_order = _index("by_order", "order_id", "commission_id")
+    pending_by_due = _index("pending_by_due", "pending_shard", "earn_due_at", numeric_range=True)
 
 
 class OrderEventRecord(_Record):
@@ -480,6 +544,9 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
     OrderRecord,
     RefundRecord,
     OrderEventRecord,
+    LedgerEntryRecord,
+    SplitPlanRecord,
+    CommissionRecord,
     IdempotencyRecord,
     OaEventRecord,
     OutboxRecord,

@@ -60,6 +60,7 @@ class ScanRepository:
             CustomerRecord,
             OwnershipChangeRecord,
             PointsEntryRecord,
+            PromoterRecord,
             ReferralRecord,
             SceneRecord,
         )
@@ -129,6 +130,20 @@ class ScanRepository:
                     # LAST_TOUCH: the previous promoter's referral ends (kept as history)
                     tx.update(ReferralRecord(promoter["expected_promoter"], customer_id),
                               actions=[ReferralRecord.ended_at.set(now)])
+                if promoter:
+                    # Each upline member counts the customer at their level (for /v1/me/promoter).
+                    moves: dict[tuple[str, int], int] = {}
+                    for level, upline in enumerate(promoter.get("previous_chain") or (), start=1):
+                        moves[(upline, level)] = moves.get((upline, level), 0) - 1
+                    for level, upline in enumerate(promoter["chain"], start=1):
+                        moves[(upline, level)] = moves.get((upline, level), 0) + 1
+                    by_promoter: dict[str, list] = {}
+                    for (upline, level), delta in sorted(moves.items()):
+                        if delta:
+                            by_promoter.setdefault(upline, []).append(
+                                getattr(PromoterRecord, f"downline_{level}").add(delta))
+                    for upline, counts in by_promoter.items():
+                        tx.update(PromoterRecord(upline), actions=counts)
         except TransactWriteError as exc:
             reasons = list(exc.cancellation_reasons or [])
             if write.points and _failed_condition(reasons, 1):

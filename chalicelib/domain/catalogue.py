@@ -62,9 +62,14 @@ class Product:
     category: str = ""
     status: str = "ACTIVE"
     created_at: float = 0.0
+    # Its own commission rates in bps, level 1 first (domain/commission_config.py); None: none
+    commission_rates_bps: tuple[int, ...] | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.commission_rates_bps is not None:
+            out["commission_rates_bps"] = list(self.commission_rates_bps)
+        return out
 
 
 @dataclass

@@ -5,6 +5,7 @@ import re
 import secrets
 from dataclasses import asdict, dataclass, field
 
+from chalicelib.domain.splits import DEFAULT_MAX_RATIO_BPS
 from chalicelib.errors import ValidationFailed
 
 # Store and staff statuses
@@ -86,6 +87,8 @@ class Dealer:
     status: str = ACTIVE
     created_at: float = 0.0
     brand_access: str = "NONE"    # what the brand sees of its customers (domain/sharing.py)
+    # The split cap the sub-merchant granted at WeChat, in bps (domain/splits.py)
+    max_ratio_bps: int = DEFAULT_MAX_RATIO_BPS
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -23,6 +23,9 @@ HANDLERS: dict[str, Callable[[str, dict], None]] = {}
 DEFAULT_HANDLERS = {
     "UPLOAD_SHIPPING_INFO": ("chalicelib.services.fulfilment", "upload_shipping_info"),
     "ATTRIBUTE_PURCHASE": ("chalicelib.services.attribution", "on_attribute_purchase"),
+    # M8: the split plan and its commissions; the after-sale window of a completed order
+    "PLAN_SPLIT": ("chalicelib.services.splits", "on_plan_split"),
+    "ORDER_COMPLETED": ("chalicelib.services.splits", "on_order_completed"),
     # M7's funnel counters (each counted once per outbox item, whatever the replays)
     events.SCAN_RECORDED: ("chalicelib.services.funnel", "on_scan_recorded"),
     events.CUSTOMER_BOUND: ("chalicelib.services.funnel", "on_customer_bound"),

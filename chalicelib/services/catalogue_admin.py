@@ -21,10 +21,15 @@ from chalicelib.errors import NotFound
 from chalicelib.services.network_admin import principal_brand, read_store
 
 
-def create_product(principal, fields: dict, *, catalogue, now: float) -> Product:
+def create_product(principal, fields: dict, *, catalogue, now: float, commission_config=None) -> Product:
+    """``commission_config``: when given, the brand's commissions must fit the new price (rule 7)."""
     tenancy.require_role(principal, BRAND, action="add products")
     check_price_and_cost(fields["price_fen"], fields["cost_fen"])
     product = Product(brand_id=principal.tenant_id, created_at=now, **fields)
+    if commission_config is not None:
+        from chalicelib.services.commission_config import check_product_commissions
+
+        check_product_commissions(product, commission_config=commission_config)
     catalogue.add_product(product)
     return product
 
@@ -35,11 +40,21 @@ def read_product(principal, sku: str, *, catalogue, network) -> Product:
     return tenancy.visible(product, allowed, "product", sku)
 
 
-def update_product(principal, sku: str, changes: dict, *, catalogue, network) -> Product:
+def update_product(principal, sku: str, changes: dict, *, catalogue, network, commission_config=None) -> Product:
+    """``commission_config``: when given, a new price or cost must leave room for the
+    brand's commissions (rule 7)."""
     tenancy.require_role(principal, BRAND, action="change products or prices (one national price)")
-    read_product(principal, sku, catalogue=catalogue, network=network)
+    current = read_product(principal, sku, catalogue=catalogue, network=network)
     if "price_fen" in changes and "cost_fen" in changes:
         check_price_and_cost(changes["price_fen"], changes["cost_fen"])
+    if commission_config is not None and ("price_fen" in changes or "cost_fen" in changes):
+        from dataclasses import replace
+
+        from chalicelib.services.commission_config import check_product_commissions
+
+        after = replace(current, **{k: v for k, v in changes.items() if k in ("price_fen", "cost_fen", "category")})
+        check_price_and_cost(after.price_fen, after.cost_fen)
+        check_product_commissions(after, commission_config=commission_config)
     return catalogue.update_product(sku, changes)
 
 

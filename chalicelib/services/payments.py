@@ -17,6 +17,7 @@ def apply_payment(transaction: dict, *, payments, sp_mchid: str, sp_appid: str, 
     from pynamodb.exceptions import TransactWriteError
 
     from chalicelib.db.orders import OrderChanged, to_order
+    from chalicelib.services.splits import payment_entry
 
     log = get_logger("storelink.payments")
     order_id = str(transaction.get("out_trade_no") or "")
@@ -40,7 +41,8 @@ def apply_payment(transaction: dict, *, payments, sp_mchid: str, sp_appid: str, 
         transaction_id = transaction["transaction_id"]
         try:
             payments.mark_paid(order.order_id, transaction_id, order.amounts.payable_fen, paid_at=now,
-                               follow_up=follow_up_on_payment(order, transaction_id, paid_at=now), now=now)
+                               follow_up=follow_up_on_payment(order, transaction_id, paid_at=now), now=now,
+                               ledger=(payment_entry(order),) if order.amounts.payable_fen > 0 else ())
         except OrderChanged:
             continue  # someone moved it first: re-read and judge again
         except TransactWriteError as exc:

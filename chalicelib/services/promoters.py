@@ -131,3 +131,25 @@ def friends(principal, customer_id: str, limit: int, start, *, promoters):
     return [{"customer_id": r.customer_id, "chain": list(r.chain), "scene": r.scene, "rule": r.rule,
              "bound_at": rfc3339(r.bound_at), "ended_at": rfc3339(r.ended_at) if r.ended_at is not None else None}
             for r in records], last
+
+
+RECENT_COMMISSIONS = 20
+
+
+def my_promoter_account(customer_id: str, *, promoters, splits) -> dict:
+    """The caller's own promoter account: how many friends at each level, commissions
+    pending / earned / paid, and the latest entries (never who bought: only the order)."""
+    record = promoters.get(customer_id)
+    if record is None:
+        raise NotAPromoter()
+    recent = splits.commissions_of_promoter(customer_id, RECENT_COMMISSIONS)
+    return {**promoter_view(record),
+            "downline": {"level_1": int(record.downline_1 or 0), "level_2": int(record.downline_2 or 0),
+                         "level_3": int(record.downline_3 or 0)},
+            "amounts": {"pending_fen": int(record.pending_fen or 0), "earned_fen": int(record.earned_fen or 0),
+                        "paid_fen": int(record.paid_fen or 0)},
+            "recent": [{"order_id": c.order_id, "level": int(c.level), "amount_fen": int(c.amount_fen),
+                        "status": c.status, "created_at": rfc3339(c.created_at),
+                        "earn_due_at": rfc3339(c.earn_due_at),
+                        "earned_at": rfc3339(c.earned_at) if c.earned_at is not None else None}
+                       for c in recent]}

@@ -123,7 +123,8 @@ def _plan(customer, scene_record, card, scan_id, area, points_key, policy: ScanP
         if promoter_decision.bind:
             chain = list(promoter_decision.chain)
             write.promoter = {"expected_promoter": customer.promoter_id, "promoter_id": promoter_id,
-                              "chain": chain, "rule": policy.promoter_rule, "scene": scene_record.scene}
+                              "chain": chain, "previous_chain": list(customer.promoter_chain or []),
+                              "rule": policy.promoter_rule, "scene": scene_record.scene}
             write.events.append((events.PROMOTER_BOUND, {
                 "customer_id": customer_id, "promoter_id": promoter_id, "chain": chain,
                 "previous_promoter_id": customer.promoter_id, "rule": policy.promoter_rule,
@@ -147,8 +148,9 @@ def _plan(customer, scene_record, card, scan_id, area, points_key, policy: ScanP
 
 
 def scan(customer_id: str, scene: str, lat: float | None, lng: float | None, *, scans, now: float,
-         policy: ScanPolicy = ScanPolicy(), channel: str = MINI_PROGRAM) -> dict:
-    """``channel``: where the code was scanned — the mini-program (``POST /v1/scans``) or the
+         policy=ScanPolicy(), channel: str = MINI_PROGRAM) -> dict:
+    """``policy``: a ScanPolicy, or brand_id -> ScanPolicy (the scanned scene's brand).
+    ``channel``: where the code was scanned — the mini-program (``POST /v1/scans``) or the
     official account (a follow or scan event of its parametric QR: ``OA_SUBSCRIBE``/``OA_SCAN``)."""
     from chalicelib.db.records import ScanRecord
     from chalicelib.db.scans import CustomerMoved, PointsAlreadyAwarded, UnitCountMoved
@@ -172,6 +174,8 @@ def scan(customer_id: str, scene: str, lat: float | None, lng: float | None, *, 
             "at": now})]))
         raise SceneNotFound(scene=scene, scan_id=scan_id)
     card = _scene_store_card(scene_record, scans)
+    if callable(policy):
+        policy = policy(scene_record.brand_id)      # the scanned brand's own rules
 
     for _ in range(ATTEMPTS):
         write, decision, promoter_decision = _plan(customer, scene_record, card, scan_id, area, points_key,

@@ -29,6 +29,13 @@ def catalogue():
 
 
 @functools.lru_cache(maxsize=1)
+def commission_config():
+    from chalicelib.db.commission_config import CommissionConfigRepository
+
+    return CommissionConfigRepository(catalogue())
+
+
+@functools.lru_cache(maxsize=1)
 def orders():
     from chalicelib.db.orders import OrderRepository
 
@@ -106,6 +113,13 @@ def funnel():
 
 
 @functools.lru_cache(maxsize=1)
+def splits():
+    from chalicelib.db.splits import SplitRepository
+
+    return SplitRepository()
+
+
+@functools.lru_cache(maxsize=1)
 def payments():
     from chalicelib.wechat.pay import default_client
 
@@ -133,13 +147,31 @@ def oa_events():
     return OaEventRepository()
 
 
+# brand_id -> (ScanPolicy, monotonic expiry): a brand's binding rule is read at most once
+# a minute per process, so a scan stays at two round trips (a change applies within 60 s).
+_SCAN_POLICIES: dict = {}
+SCAN_POLICY_TTL_S = 60.0
+
+
 def scan_policy():
-    """The brand's binding rules for scans, from the settings."""
+    """brand_id -> the brand's binding rules for scans: the promoter rule the brand set in
+    its commission settings (else PROMOTER_BINDING_RULE), rebinding from REBIND_ON_SCAN."""
+    import time
+
     from chalicelib.config import settings
     from chalicelib.services.scans import ScanPolicy
 
-    config = settings()
-    return ScanPolicy(rebind_on_scan=config.rebind_on_scan, promoter_rule=config.promoter_binding_rule)
+    def for_brand(brand_id: str):
+        cached = _SCAN_POLICIES.get(brand_id)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        config = settings()
+        rule = commission_config().stored_binding_rule(brand_id) or config.promoter_binding_rule
+        policy = ScanPolicy(rebind_on_scan=config.rebind_on_scan, promoter_rule=rule)
+        _SCAN_POLICIES[brand_id] = (policy, time.monotonic() + SCAN_POLICY_TTL_S)
+        return policy
+
+    return for_brand
 
 
 def token_signing_key() -> str:
@@ -166,3 +198,4 @@ def reset() -> None:
     for value in list(globals().values()):
         if callable(getattr(value, "cache_clear", None)):
             value.cache_clear()
+    _SCAN_POLICIES.clear()

@@ -202,3 +202,18 @@ def test_a_bad_setting_stops_the_process_with_its_name(test_env, monkeypatch, na
     finally:
         monkeypatch.delenv(name)
         reset_settings()
+
+
+def test_the_brands_stored_binding_rule_governs_scans(stores):
+    from chalicelib.db.records import CustomerRecord
+
+    token = auth.issue_backoffice_token("brand", BRAND, wiring.now(), wiring.token_signing_key())
+    put = stores.client.http.put("/v1/admin/brand/commission-settings", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        body=json.dumps({"promoter_binding_rule": "LAST_TOUCH"}))
+    assert put.status_code == 200, put.body
+    first, second = promoter(stores, "amy"), promoter(stores, "zed", "s.optics")
+    scan(stores, {"scene": first}, who="ben")
+    status, moved = scan(stores, {"scene": second}, who="ben")
+    assert moved["promoter"]["outcome"] == "PROMOTER_BOUND"
+    assert CustomerRecord.get(customer_id(stores, "ben")).promoter_id == customer_id(stores, "zed")

@@ -30,7 +30,7 @@ def create_product():
     body = json_object(bp.current_request, allowed=PRODUCT_FIELDS, required={"sku"})
     fields = {"sku": check_sku(body["sku"]), **_product_fields(body, partial=False)}
     product = uc.create_product(principal(bp.current_request), fields, catalogue=wiring.catalogue(),
-                                now=wiring.now())
+                                now=wiring.now(), commission_config=wiring.commission_config())
     return Response(product.to_json(), status_code=201)
 
 
@@ -52,7 +52,7 @@ def update_product(sku):
     who = principal(bp.current_request)  # a dealer is refused (403) before its body is read
     body = changes_only(json_object(bp.current_request, allowed=PRODUCT_FIELDS - {"sku"}))
     return uc.update_product(who, sku, _product_fields(body, partial=True), catalogue=wiring.catalogue(),
-                             network=wiring.network()).to_json()
+                             network=wiring.network(), commission_config=wiring.commission_config()).to_json()
 
 
 @bp.route("/stock/{location_id}", methods=["GET"])
