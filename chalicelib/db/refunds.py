@@ -124,8 +124,10 @@ class RefundRepository:
         from pynamodb.exceptions import TransactWriteError
         from pynamodb.transactions import TransactWrite
 
+        from chalicelib.db.ledger import ledger_record
         from chalicelib.db.outbox import new_outbox_item
         from chalicelib.db.records import OrderEventRecord, OrderRecord, RefundRecord, StockRecord
+        from chalicelib.domain.splits import REFUND, REFUNDED, LedgerEntry, dealer_account
 
         order_actions = [OrderRecord.refunded_fen.add(int(refund.amount_fen)), OrderRecord.version.add(1)]
         order_condition = OrderRecord.refunded_fen == int(order.refunded_fen or 0)
@@ -139,6 +141,12 @@ class RefundRepository:
                                                  "out_refund_no": refund.out_refund_no, "full": full}, at=now))
                 for kind, payload in follow_up:
                     tx.save(new_outbox_item(kind, payload, now))
+                if order.paid_at is not None and int(refund.amount_fen) > 0:
+                    # The ledger: the customer's money back out of the dealer's account. (A late
+                    # payment refunded after closing was never applied, so never entered.)
+                    tx.save(ledger_record(refund.order_id, f"refund#{refund.refund_id}", LedgerEntry(
+                        refund.order_id, REFUNDED, dealer_account(order.dealer_id), int(refund.amount_fen),
+                        REFUND), now))
                 tx.update(RefundRecord(refund.refund_id),
                           actions=[RefundRecord.status.set("SUCCESS"), RefundRecord.success_at.set(now),
                                    RefundRecord.updated_at.set(now), RefundRecord.open_shard.remove()],

@@ -2,9 +2,10 @@
 
 The plan is made once per order from the order as paid, the products' costs and
 commission rates, the brand's commission settings, the dealer's split cap and the
-buyer's promoter chain; it is written with its ledger entries and the PENDING
-commissions in one transaction (a redelivered PLAN_SPLIT changes nothing). M9
-executes it against the provider.
+buyer's promoter chain; it is written with the receivable it decides (a ledger memo)
+and the PENDING commissions in one transaction (a redelivered PLAN_SPLIT changes
+nothing). M9 executes it against the provider and books each split in the ledger as
+the provider confirms it.
 
 Commissions are earned when the after-sale window closes (``after_sale_days`` after
 the order completes) or on day 25 after payment, whichever comes first: the
@@ -75,7 +76,10 @@ def plan_order_split(order_id: str, *, orders, splits, network, catalogue, commi
     splittable = order.amounts.payable_fen - estimated_fee_fen(order.amounts.payable_fen)
     plan = rules.plan_split(lines, chain, settings.depth, max_ratio, splittable)
 
-    entries = [e for e in rules.ledger_for_plan(order_id, order.dealer_id, plan) if e.cause != rules.PAYMENT]
+    # The ledger records what happened, not what is hoped for: the payment is in already,
+    # the splits and the fee are booked when the provider confirms them (M9); what the plan
+    # decides now is only who owes whom — the receivable memo.
+    entries = [e for e in rules.ledger_for_plan(order_id, order.dealer_id, plan) if e.cause == rules.RECEIVABLE]
     earn_due = float(order.paid_at) + EARN_BY_DAYS_AFTER_PAYMENT * 86400
     by_level: dict[tuple[str, int], int] = {}
     for share in plan.commissions:

@@ -178,3 +178,22 @@ def test_an_order_partly_refunded_before_shipping_ships_only_what_is_left(shop):
     assert status == 200 and shipped["status"] == "FULFILLING"
     # 3 bought, 1 refunded back to the shelf, 2 shipped: on hand down by 2, nothing left reserved
     assert stock("warehouse:cloud", "LM-MS-WL") == (before[0] - 2, before[1], before[2] - 2)
+
+
+def test_a_refund_enters_the_ledger_once_and_the_order_still_balances(shop):  # noqa: F811
+    from chalicelib.domain import splits as rules
+    from chalicelib.services.splits import on_plan_split
+
+    order = paid_order(shop, "ledger", quantity=3)                 # 29700 fen
+    oid = order["order_id"]
+    on_plan_split("ob", {"order_id": oid})
+    status, refund = ask(shop, oid, {"lines": [{"sku": "LM-MS-WL", "quantity": 1}], "reason": "one too many"})
+    settle(refund["out_refund_no"], oid)
+    settle(refund["out_refund_no"], oid)                           # a second notification: nothing twice
+    entries = [rules.LedgerEntry(oid, e.debit, e.credit, int(e.amount_fen), e.cause)
+               for e in wiring.splits().ledger(oid)]
+    assert [e.amount_fen for e in entries if e.cause == "REFUND"] == [9900]
+    breakdown = rules.check_invariant(entries, 29700)
+    assert breakdown["refunded"] == 9900
+    assert breakdown["brand"] + breakdown["commissions"] + breakdown["dealer"] + breakdown["refunded"] \
+        + breakdown["fee"] == 29700
