@@ -2,6 +2,7 @@
 from chalice import Chalice, Rate
 
 from chalicelib.api import callbacks, oa_callbacks, orders, promoters, scans, sessions, stores
+from chalicelib.api.admin import alerts as admin_alerts
 from chalicelib.api.admin import catalogue as admin_catalogue
 from chalicelib.api.admin import commission_config as admin_commission_config
 from chalicelib.api.admin import customers as admin_customers
@@ -25,6 +26,7 @@ app.register_blueprint(stores.bp, url_prefix="/v1")
 app.register_blueprint(scans.bp, url_prefix="/v1")
 app.register_blueprint(promoters.bp, url_prefix="/v1")
 app.register_blueprint(admin_network.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_alerts.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_catalogue.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_orders.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_refunds.bp, url_prefix="/v1/admin")

@@ -437,6 +437,28 @@ class CommissionRecord(_Record):
     pending_by_due = _index("pending_by_due", "pending_shard", "earn_due_at", numeric_range=True)
 
 
+class AlertRecord(_Record):
+    """Something a person must act on (a refund WeChat cannot finish, a split that failed
+    for good, commissions cut to fit a cap, …): kept until acknowledged, readable in the
+    back office by the brand, the order's dealer and its store."""
+    short_name = "alerts"
+    alert_id = UnicodeAttribute(hash_key=True)     # <KIND>-<subject>: one alert per cause, however often raised
+    kind = UnicodeAttribute()
+    order_id = UnicodeAttribute(null=True)
+    brand_id = UnicodeAttribute()
+    dealer_id = UnicodeAttribute(null=True)
+    store_id = UnicodeAttribute(null=True)
+    message = UnicodeAttribute()
+    detail = JSONAttribute(default=dict)
+    status = UnicodeAttribute(default="OPEN")      # OPEN | ACKNOWLEDGED
+    created_at = NumberAttribute()
+    acknowledged_at = NumberAttribute(null=True)
+    acknowledged_by = UnicodeAttribute(null=True)
+    by_brand = _index("by_brand", "brand_id", "created_at", numeric_range=True)
+    by_dealer = _index("by_dealer", "dealer_id", "created_at", numeric_range=True)
+    by_store = _index("by_store", "store_id", "created_at", numeric_range=True)
+
+
 class OrderEventRecord(_Record):
     """The order's append-only history: every transition, and every refused one with its cause."""
     short_name = "order_events"
@@ -544,6 +566,7 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
     OrderRecord,
     RefundRecord,
     OrderEventRecord,
+    AlertRecord,
     LedgerEntryRecord,
     SplitPlanRecord,
     CommissionRecord,

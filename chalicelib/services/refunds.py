@@ -126,8 +126,8 @@ def _attempt_closed(refund, cause: str, *, refunds, now: float) -> None:
     refunds.record_event(refund.order_id, "REFUND_ATTEMPT_CLOSED",
                          {"refund_id": refund.refund_id, "out_refund_no": refund.out_refund_no, "cause": cause}, now)
     if give_up:
-        get_logger("storelink.alerts").error("refund closed too often: a person must act", extra={"fields": {
-            "refund_id": refund.refund_id, "order_id": refund.order_id, "attempts": len(attempts)}})
+        _alert("REFUND_CLOSED_TOO_OFTEN", refund, "A refund was closed by WeChat too often: a person must act.",
+               {"attempts": len(attempts)}, refunds, now)
 
 
 def apply_refund_result(resource: dict, *, refunds, now: float) -> str:
@@ -172,11 +172,20 @@ def apply_refund_result(resource: dict, *, refunds, now: float) -> str:
             return "DUPLICATE"
         refunds.record_event(refund.order_id, "REFUND_ABNORMAL", {"refund_id": refund.refund_id,
                                                                   "out_refund_no": out_refund_no}, now)
-        get_logger("storelink.alerts").error("refund ABNORMAL: a person must use WeChat's abnormal-refund flow",
-                                             extra={"fields": {"refund_id": refund.refund_id,
-                                                               "order_id": refund.order_id}})
+        _alert("REFUND_ABNORMAL", refund, "A refund is ABNORMAL: a person must use WeChat's abnormal-refund flow.",
+               {"out_refund_no": out_refund_no}, refunds, now)
         return rules.ABNORMAL
     return "PENDING"
+
+
+def _alert(kind: str, refund, message: str, detail: dict, refunds, now: float) -> None:
+    from chalicelib.db.orders import to_order
+    from chalicelib.services import wiring
+    from chalicelib.services.alerts import raise_alert
+
+    order = to_order(refunds.order_record(refund.order_id))
+    raise_alert(kind, refund.refund_id, message, order=order, detail={"refund_id": refund.refund_id, **detail},
+                alerts=wiring.alerts(), network=wiring.network(), now=now)
 
 
 def _stock_moves(refund, order, refunds, full: bool) -> list:

@@ -102,8 +102,12 @@ def plan_order_split(order_id: str, *, orders, splits, network, catalogue, commi
         "order_id": order_id, "paid_fen": plan.paid_fen, "brand_split_fen": plan.brand_split_fen,
         "commission_fen": plan.commission_fen, "receivable_fen": plan.receivable_fen}})
     if plan.cut_commission_fen:
-        log.error("commissions cut to fit the split cap", extra={"fields": {
-            "order_id": order_id, "cut_commission_fen": plan.cut_commission_fen, "max_ratio_bps": max_ratio}})
+        from chalicelib.services import wiring
+        from chalicelib.services.alerts import raise_alert
+
+        raise_alert("COMMISSIONS_CUT", order_id, "Commissions did not fit under the dealer's split cap and were cut.",
+                    order=order, detail={"cut_commission_fen": plan.cut_commission_fen, "max_ratio_bps": max_ratio},
+                    alerts=wiring.alerts(), network=network, now=now)
     return "PLANNED"
 
 

@@ -113,6 +113,13 @@ def funnel():
 
 
 @functools.lru_cache(maxsize=1)
+def alerts():
+    from chalicelib.db.alerts import AlertRepository
+
+    return AlertRepository()
+
+
+@functools.lru_cache(maxsize=1)
 def splits():
     from chalicelib.db.splits import SplitRepository
 

@@ -128,7 +128,28 @@ def test_an_abnormal_refund_is_never_retried_but_raised(shop, capsys):  # noqa: 
     assert settle(refund["out_refund_no"], order["order_id"], "ABNORMAL") == "ABNORMAL"
     assert run_job(shop) == {"called": 0, "queried": 0, "retried": 0}
     assert order_of(shop, order["order_id"])["refunds"][0]["status"] == "ABNORMAL"
-    assert "refund ABNORMAL" in capsys.readouterr().out
+    assert "ABNORMAL" in capsys.readouterr().out
+    # Written down for a person: the order's dealer and store see it, another dealer does not.
+    from chalicelib import auth
+
+    def alerts(role, tenant, method="get", path="/v1/admin/alerts"):
+        token = auth.issue_backoffice_token(role, tenant, wiring.now(), wiring.token_signing_key())
+        answer = getattr(shop.client.http, method)(path, headers={"Authorization": f"Bearer {token}"})
+        return answer.status_code, json.loads(answer.body)
+
+    status, mine = alerts("dealer", "dealer-shu")
+    assert status == 200 and [(a["kind"], a["order_id"]) for a in mine["items"]] == [
+        ("REFUND_ABNORMAL", order["order_id"])]
+    assert alerts("store", STORE)[1]["items"][0]["detail"]["refund_id"] == refund["refund_id"]
+    assert alerts("dealer", "dealer-chu")[1]["items"] == []
+    assert alerts("brand", "brand-lumen")[1]["items"][0]["status"] == "OPEN"
+    alert_id = mine["items"][0]["alert_id"]
+    assert settle(refund["out_refund_no"], order["order_id"], "ABNORMAL") == "DUPLICATE"
+    assert len(alerts("brand", "brand-lumen")[1]["items"]) == 1                   # once per cause
+    assert alerts("dealer", "dealer-chu", "post", f"/v1/admin/alerts/{alert_id}/acknowledge")[0] == 404
+    status, seen = alerts("dealer", "dealer-shu", "post", f"/v1/admin/alerts/{alert_id}/acknowledge")
+    assert status == 200 and seen["status"] == "ACKNOWLEDGED"
+    assert alerts("dealer", "dealer-shu", "post", f"/v1/admin/alerts/{alert_id}/acknowledge")[0] == 409
 
 
 @pytest.mark.parametrize("body", [{"reason": "x"}, {"amount_fen": 1, "lines": [{"sku": "LM-MS-WL", "quantity": 1}],
