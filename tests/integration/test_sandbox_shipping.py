@@ -3,15 +3,14 @@ merchant uploads shipping information once, get_order reports the order's state,
 the payment settles when the buyer confirms receipt or 10 days (business time) after
 the upload. The real wechatpayv3 SDK plays the service provider for the payments."""
 import json
-import secrets
 import sqlite3
-import uuid
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import assert_contract_error, http
+from tests.integration.sandbox_helpers import advance, control, new_no, new_sub_mchid  # noqa: F401
 from tests.integration.test_sandbox_pay import read_pay_keys, sdk_client
 
 pytestmark = pytest.mark.integration
@@ -40,24 +39,6 @@ def fresh_token(stack) -> str:
                   "force_refresh": False})
     assert reply.status == 200, reply.body
     return reply.json()["access_token"]
-
-
-def new_sub_mchid() -> str:
-    return "19" + "".join(secrets.choice("0123456789") for _ in range(8))
-
-
-def new_no(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:20]}"
-
-
-def control(stack, method, path, body=None):
-    return http(method, f"{stack.urls['sandbox']}{path}", body)
-
-
-def advance(stack, seconds):
-    reply = control(stack, "POST", "/sandbox/clock", {"advance_s": seconds})
-    assert reply.status == 200 and "due_work_errors" not in reply.json(), reply.body
-    return reply.json()
 
 
 def business_now(stack) -> int:

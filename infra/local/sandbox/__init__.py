@@ -4,7 +4,8 @@
     state.py         the sandbox's memory in SQLite (everything WeChat would remember)
     controls.py      /sandbox/health and the business clock; due_work_hooks run after a move
     due.py           the sandbox's own due work: after each move and every second
-                     (expiry, refund results, settlement 10 days after shipping, deliveries)
+                     (expiry, refund results, settlement 10 days after shipping, split results,
+                     day-30 unfreezes, deliveries)
     miniprogram.py   code2Session, stable access token (check_access_token), mini-program codes
     shipping.py      shipping information: upload_shipping_info, get_order, notify_confirm_receive
     official_account.py  the official account: user info (its own access token); /sandbox/oa/push
@@ -14,6 +15,9 @@
     pay.py           partner JSAPI prepay, query, close; /sandbox/pay, confirm-receipt;
                      shipped -> received -> settled (settle_due, is_settled)
     refunds.py       domestic refunds; /sandbox/refunds/{no}/finish
+    profitsharing.py partner profit sharing: receivers, split orders (results 10-30 s later),
+                     unfreeze (and the day-30 automatic one), unsplit amount, max ratio;
+                     /sandbox/profitsharing (a transaction's splits), .../receivers
     notify.py        notifications: delivery, WeChat's retry schedule on the business clock
     fees.py          the provider's 0.6 % fee and its proportional refund (integer fen)
     merchants.py     per-merchant settings and balances: /sandbox/merchants/{mchid}

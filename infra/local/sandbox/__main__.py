@@ -17,6 +17,7 @@ from infra.local.sandbox.miniprogram import MiniProgramApis
 from infra.local.sandbox.official_account import OfficialAccountApis
 from infra.local.sandbox.notify import Notifier
 from infra.local.sandbox.pay import Payments
+from infra.local.sandbox.profitsharing import ProfitSharing
 from infra.local.sandbox.refunds import Refunds
 from infra.local.sandbox.requests_log import RequestLog
 from infra.local.sandbox.shipping import ShippingApis
@@ -70,10 +71,13 @@ def build(data_dir: Path, host: str, port: int) -> Sandbox:
     gateway = V3Gateway(keys, sp_mchid, faults)
     payments = Payments(state, clock, merchants, notifier, request_log, sp_mchid, appid)
     refunds = Refunds(state, clock, payments, merchants, notifier, request_log, faults)
+    profitsharing = ProfitSharing(state, clock, payments, merchants, request_log, faults, keys, appid)
     # Refunds finish before settlement: an order refunded in full by its auto-confirm time is not settled.
     due_work = DueWork([("expire unpaid orders", payments.expire_due),
                         ("finish refunds", refunds.complete_due),
                         ("settle received orders", payments.settle_due),
+                        ("finish profit-sharing orders", profitsharing.finish_due),
+                        ("unfreeze 30 days after payment", profitsharing.unfreeze_due),
                         ("deliver notifications", notifier.deliver_due)])
     controls = Controls(clock, due_work_hooks=[due_work.run, _scheduler_tick(data_dir)])
 
@@ -86,6 +90,7 @@ def build(data_dir: Path, host: str, port: int) -> Sandbox:
                         api_url).routes(router)
     payments.routes(router, gateway)
     refunds.routes(router, gateway)
+    profitsharing.routes(router, gateway)
     merchants.routes(router)
     request_log.routes(router)
     faults.routes(router)

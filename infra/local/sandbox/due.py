@@ -1,6 +1,6 @@
 """The sandbox's due work: what falls due as business time passes — expired orders,
-refund results, settlement of orders shipped 10 days ago, notification deliveries and
-their retries.
+refund results, settlement of orders shipped 10 days ago, profit-sharing results and
+day-30 unfreezes, notification deliveries and their retries.
 
 It runs after every clock move (as the first of the clock handler's
 ``due_work_hooks``, see ``controls.py``) and on a background thread every second, so

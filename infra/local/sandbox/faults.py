@@ -3,8 +3,16 @@
 A fault holds until ``DELETE /sandbox/faults`` or, with ``"once": true``, for the
 next occasion only. Acted on so far: ``response_bad_signature`` (signing of /v3
 responses), ``notify_fail`` (notification deliveries), ``refunds_hold`` (new
-refunds). The other kinds are validated and stored for the parts that will read
-them (profit sharing, bills): ``Faults.active(kind)`` / ``Faults.take(kind)``.
+refunds), and for profit sharing (``profitsharing.py``): ``split_receiver_fails``
+``{"fail_reason"?, "account"?}`` and its older spelling ``receiver_fails``
+``{"account", "reason"?}`` (a receiver of a split accepted from now on — that account,
+or any — ends CLOSED with that reason, NO_RELATION by default),
+``profitsharing_error`` ``{"api"?, "code"?, "carried_out"?}`` (a profit-sharing API
+answers SYSTEM_ERROR / FREQUENCY_LIMITED / ... instead; with ``carried_out`` the
+operation is done first and its answer lost) and ``profitsharing_slow``
+``{"delay_s", "api"?}`` (the answer comes that many wall seconds late: a client
+timeout). The other kinds are validated and stored for the parts that will read
+them (bills): ``Faults.active(kind)`` / ``Faults.take(kind)`` / ``Faults.take_matching``.
 """
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ import json
 import re
 
 from infra.local.sandbox.http import Reply, Request
+from infra.local.sandbox.profitsharing import FAIL_REASONS, FAULT_APIS, FAULT_CODES
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
@@ -33,13 +42,19 @@ KINDS: dict[str, tuple[tuple, tuple]] = {
     "notify_fail": ((), ()),
     "refunds_hold": ((), ()),
     "receiver_fails": ((_string("account"),), (("reason", lambda v: isinstance(v, str) and bool(_CODE.match(v))),)),
+    "split_receiver_fails": ((), (("fail_reason", lambda v: v in FAIL_REASONS), _string("account"))),
+    "profitsharing_error": ((), (("api", lambda v: v in FAULT_APIS), ("code", lambda v: v in FAULT_CODES),
+                                 ("carried_out", lambda v: isinstance(v, bool)))),
+    "profitsharing_slow": ((("delay_s", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                              and 0 < v <= 60),), (("api", lambda v: v in FAULT_APIS),)),
     "unknown_payment": ((_DATE_FIELD,), (_string("out_trade_no"), _fen("total_fen"))),
     "amount_differs": ((_DATE_FIELD, _string("out_trade_no"), _fen("total_fen")), ()),
     "missed_refund": ((_DATE_FIELD, _string("out_trade_no"), _fen("amount_fen")), ()),
     "split_differs": ((_DATE_FIELD, _string("out_order_no")), ()),
     "bill_hash_corrupt": ((_DATE_FIELD,), ()),
 }
-DEFAULTS = {"receiver_fails": {"reason": "NO_RELATION"}}
+DEFAULTS = {"receiver_fails": {"reason": "NO_RELATION"}, "split_receiver_fails": {"fail_reason": "NO_RELATION"},
+            "profitsharing_error": {"code": "SYSTEM_ERROR", "carried_out": False}}
 
 
 class FaultError(ValueError):
@@ -111,6 +126,19 @@ class Faults:
             if row[2]:
                 db.execute("DELETE FROM pay_faults WHERE fault_id = ?", (row[0],))
         return json.loads(row[1])
+
+    def take_matching(self, kind: str, match) -> dict | None:
+        """Like ``take``, for the oldest fault of this kind whose params satisfy ``match``."""
+        with self._state.transaction() as db:
+            rows = db.execute("SELECT fault_id, params, once FROM pay_faults WHERE kind = ?"
+                              " ORDER BY once DESC, fault_id", (kind,)).fetchall()
+            for fault_id, params, once in rows:
+                params = json.loads(params)
+                if match(params):
+                    if once:
+                        db.execute("DELETE FROM pay_faults WHERE fault_id = ?", (fault_id,))
+                    return params
+        return None
 
     # -- controls ---------------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from infra.local.sandbox.http import Reply, Request
 
-APIS = ("prepay", "refund", "profitsharing_order", "profitsharing_return")
+APIS = ("prepay", "refund", "profitsharing_order", "profitsharing_return", "profitsharing_unfreeze",
+        "receivers_add", "receivers_delete")   # receivers_*: key "<sub_mchid>#<account>"
 
 
 class RequestLog:

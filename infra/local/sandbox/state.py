@@ -80,6 +80,42 @@ CREATE TABLE IF NOT EXISTS wxa_shipping (
     request TEXT NOT NULL,              -- the upload body as received, canonical JSON
     reminders INTEGER NOT NULL DEFAULT 0,   -- notify_confirm_receive calls
     last_reminded_at REAL, last_received_time INTEGER);
+
+-- Profit sharing (profitsharing.py). Receivers added per sub-merchant (delete removes the row).
+CREATE TABLE IF NOT EXISTS ps_receivers (
+    sub_mchid TEXT NOT NULL, type TEXT NOT NULL, account TEXT NOT NULL,
+    appid TEXT, sub_appid TEXT,
+    name TEXT,                          -- decrypted with the platform private key
+    relation_type TEXT NOT NULL, custom_relation TEXT, added_at REAL NOT NULL,
+    PRIMARY KEY (sub_mchid, type, account));
+-- Split and unfreeze orders: one row per out_order_no (unique across the sandbox).
+CREATE TABLE IF NOT EXISTS ps_orders (
+    out_order_no TEXT PRIMARY KEY, order_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,                 -- SPLIT, UNFREEZE
+    sub_mchid TEXT NOT NULL, transaction_id TEXT NOT NULL, out_trade_no TEXT NOT NULL,
+    request TEXT NOT NULL,              -- the body as first accepted, canonical JSON
+    unfreeze_unsplit INTEGER NOT NULL,  -- 1 for an UNFREEZE too
+    description TEXT,                   -- an unfreeze's description
+    state TEXT NOT NULL,                -- PROCESSING, FINISHED
+    created_at REAL NOT NULL, finish_at REAL NOT NULL,   -- finish_at: when the result falls due
+    finished_at REAL);
+CREATE INDEX IF NOT EXISTS ps_orders_by_transaction ON ps_orders (transaction_id, created_at);
+CREATE INDEX IF NOT EXISTS ps_orders_due ON ps_orders (state, finish_at);
+CREATE TABLE IF NOT EXISTS ps_order_receivers (
+    out_order_no TEXT NOT NULL REFERENCES ps_orders (out_order_no), position INTEGER NOT NULL,
+    type TEXT NOT NULL, account TEXT NOT NULL, amount_fen INTEGER NOT NULL, description TEXT NOT NULL,
+    detail_id TEXT NOT NULL UNIQUE,
+    result TEXT NOT NULL,               -- PENDING, SUCCESS, CLOSED
+    fail_reason TEXT,
+    planned_fail_reason TEXT,           -- from an injected fault, decided at acceptance
+    created_at REAL NOT NULL, finished_at REAL,
+    PRIMARY KEY (out_order_no, position));
+-- Transactions whose remaining funds were unfrozen (by an order, or 30 days after payment).
+CREATE TABLE IF NOT EXISTS ps_unfrozen (
+    transaction_id TEXT PRIMARY KEY, out_trade_no TEXT NOT NULL, unfrozen_at REAL NOT NULL,
+    cause TEXT NOT NULL,                -- SPLIT (unfreeze_unsplit), UNFREEZE, AUTO
+    out_order_no TEXT, amount_fen INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS pay_transactions_paid ON pay_transactions (profit_sharing, success_at);
 """
 
 # Columns added after a table was first created: a data folder made by an older sandbox
