@@ -28,11 +28,14 @@ install: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed
 run: install
 	$(PY) -m infra.local.stack
 
+# Unit tests (moto, pure rules) are independent: spread over the machine's cores. The
+# integration tests share one local stack per run, so they run in one process.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto tests/unit
+	$(PY) -m pytest tests/integration tests/e2e
 
 test-unit: install
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest -n auto tests/unit
 
 test-integration: install
 	$(PY) -m pytest tests/integration tests/e2e
