@@ -137,3 +137,17 @@ def _install_refunds():
 
 
 _install_refunds()
+
+
+class FakeOutboxMarks:
+    """The outbox repository's consumed marks, in memory (for consumer tests)."""
+
+    def __init__(self):
+        self.done = set()
+
+    def is_consumed(self, outbox_id):
+        return outbox_id in self.done
+
+    def mark_consumed(self, outbox_id, at):
+        self.done.add(outbox_id)
+        return True

@@ -57,3 +57,15 @@ def identifier(value: object, name: str) -> str:
 
 def present(body: dict, *names: str) -> list[str]:
     return [n for n in names if n in body]
+
+
+CODE_WIDTH_MIN, CODE_WIDTH_MAX, CODE_WIDTH_DEFAULT = 280, 1280, 430   # WeChat's getwxacodeunlimit widths
+
+
+def code_width(query: dict | None) -> int:
+    """?width= of a mini-program code image (WeChat's 280 to 1280, 430 by default)."""
+    raw = (query or {}).get("width", str(CODE_WIDTH_DEFAULT))
+    if not raw.isdigit() or not CODE_WIDTH_MIN <= int(raw) <= CODE_WIDTH_MAX:
+        raise ValidationFailed(f"'width' must be a whole number from {CODE_WIDTH_MIN} to {CODE_WIDTH_MAX}.",
+                               field="width")
+    return int(raw)

@@ -4,12 +4,11 @@ from __future__ import annotations
 from chalice import Response
 
 from chalicelib.api.blueprint import ApiBlueprint
+from chalicelib.api.fields import code_width
 from chalicelib.api.parsing import json_object
-from chalicelib.errors import ValidationFailed
 from chalicelib.services import sessions, wiring
 
 bp = ApiBlueprint(__name__)
-WIDTH_MIN, WIDTH_MAX, WIDTH_DEFAULT = 280, 1280, 430
 
 
 def _customer_id(request) -> str:
@@ -50,10 +49,8 @@ def my_share_code():
     from chalicelib.services.promoters import share_code
 
     request = bp.current_request
-    raw_width = (request.query_params or {}).get("width", str(WIDTH_DEFAULT))
-    if not raw_width.isdigit() or not WIDTH_MIN <= int(raw_width) <= WIDTH_MAX:
-        raise ValidationFailed(f"'width' must be a whole number from {WIDTH_MIN} to {WIDTH_MAX}.", field="width")
-    png = share_code(_customer_id(request), int(raw_width), promoters=wiring.promoters(),
+    width = code_width(request.query_params)
+    png = share_code(_customer_id(request), width, promoters=wiring.promoters(),
                      miniprogram=wiring.miniprogram())
     return Response(body=png, status_code=200, headers={"Content-Type": "image/png",
                                                         "Cache-Control": "private, max-age=300"})

@@ -357,8 +357,7 @@ def day(shop):  # noqa: F811
     assert scan(shop, {"scene": "s.nothing00"}, who="dan")[0] == 404            # counts nowhere
     # eve follows the official account through the guide's badge
     eve = shop.get("/v1/me", who="eve").json["customer_id"]
-    followed = scan_use_case(eve, scenes["badge"], None, None, scans=wiring.scans(), now=wiring.now(),
-                             channel="OA_SUBSCRIBE")
+    scan_use_case(eve, scenes["badge"], None, None, scans=wiring.scans(), now=wiring.now(), channel="OA_SUBSCRIBE")
 
     orders = [pay(shop, "alice", CHUNXI, SHU, "d1", quantity=2),   # alice's store: a binding, nobody new
               pay(shop, "bob", OPTICS, CHU, "d2"),                 # bob moves to Optics
@@ -366,8 +365,7 @@ def day(shop):  # noqa: F811
               pay(shop, "fay", CHUNXI, SHU, "d4")]                 # fay never scanned: new by purchase
     fed: dict = {}
     records = drain(fed)
-    return {"scenes": scenes, "guide": guide["staff_id"], "orders": orders, "records": records, "fed": fed,
-            "followed": {followed["scan_id"]}}
+    return {"scenes": scenes, "guide": guide["staff_id"], "orders": orders, "records": records, "fed": fed}
 
 
 def shared(shop, dealer_id, level="AGGREGATES_ONLY"):  # noqa: F811

@@ -12,6 +12,7 @@ from chalicelib.services import wiring
 from chalicelib.services.attribution import on_attribute_purchase
 from tests.unit.test_fulfilment import paid_order
 from tests.unit.test_orders import DELIVERY, STORE, shop  # noqa: F401 - the fixture
+from tests.helpers import FakeOutboxMarks
 
 SP = {"sp_mchid": "1900000100", "sp_appid": "wx5f0c0ffee5a1d001"}
 
@@ -145,18 +146,6 @@ def test_a_change_already_recorded_or_raced_writes_no_customer_bound(shop):  # n
 
 # --- the consumer
 
-class _Marks:
-    def __init__(self):
-        self.done = set()
-
-    def is_consumed(self, outbox_id):
-        return outbox_id in self.done
-
-    def mark_consumed(self, outbox_id, at):
-        self.done.add(outbox_id)
-        return True
-
-
 class _Records(logging.Handler):
     def __init__(self):
         super().__init__(logging.DEBUG)
@@ -190,7 +179,7 @@ def test_the_consumer_leaves_funnel_events_for_later_quietly(outbox_log):
     # M7 counts SCAN_RECORDED, CUSTOMER_BOUND and ORDER_PAID (tests/unit/test_funnel.py)
     assert outbox.EVENTS_FOR_LATER == {"PROMOTER_BOUND"}
     kinds = ["PROMOTER_BOUND", "PROMOTER_BOUND"]
-    marks = _Marks()
+    marks = FakeOutboxMarks()
     event = {"Records": [_insert(f"ob_{i}", kind) for i, kind in enumerate(kinds)]}
     assert outbox.consume(event, outbox=marks, now=lambda: 1.0) == {"handled": 0, "skipped": 2}
     assert marks.done == set()                       # left unconsumed for later
@@ -201,7 +190,7 @@ def test_the_consumer_leaves_funnel_events_for_later_quietly(outbox_log):
 def test_the_consumer_still_reports_an_unknown_kind_as_an_error(outbox_log):
     from chalicelib.jobs import outbox
 
-    marks = _Marks()
+    marks = FakeOutboxMarks()
     event = {"Records": [_insert("ob_1", "PROMOTER_BOUND"), _insert("ob_2", "MYSTERY")]}
     assert outbox.consume(event, outbox=marks, now=lambda: 1.0) == {"handled": 0, "skipped": 2}
     errors = [r for r in outbox_log if r.levelno == logging.ERROR]
@@ -216,7 +205,7 @@ def test_a_handler_for_a_funnel_event_takes_it_over(monkeypatch, outbox_log):
 
     seen = []
     monkeypatch.setitem(outbox.HANDLERS, "ORDER_PAID", lambda oid, payload: seen.append((oid, payload)))
-    marks = _Marks()
+    marks = FakeOutboxMarks()
     assert outbox.consume({"Records": [_insert("ob_1", "ORDER_PAID")]}, outbox=marks, now=lambda: 1.0) == {
         "handled": 1, "skipped": 0}
     assert seen == [("ob_1", {"order_id": "o1"})] and marks.done == {"ob_1"}

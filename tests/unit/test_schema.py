@@ -39,18 +39,9 @@ def test_the_outbox_consumer_hands_each_new_item_to_its_kind(monkeypatch):
         {"eventName": "REMOVE", "dynamodb": {}},
         {"eventName": "INSERT", "dynamodb": {"NewImage": {"outbox_id": {"S": "ob_2"}, "kind": {"S": "MYSTERY"}}}},
     ]}
-    class Marks:
-        def __init__(self):
-            self.done = set()
+    from tests.helpers import FakeOutboxMarks
 
-        def is_consumed(self, outbox_id):
-            return outbox_id in self.done
-
-        def mark_consumed(self, outbox_id, at):
-            self.done.add(outbox_id)
-            return True
-
-    marks = Marks()
+    marks = FakeOutboxMarks()
     assert outbox.consume(event, outbox=marks, now=lambda: 1.0) == {"handled": 1, "skipped": 2}
     assert outbox.consume(event, outbox=marks, now=lambda: 2.0) == {"handled": 0, "skipped": 3}
     assert seen == [("ob_1", {"order_id": "o1"})]

@@ -13,13 +13,11 @@ from chalicelib.api.blueprint import ApiBlueprint
 from chalicelib.api.parsing import json_object
 from chalicelib.domain import scenes as rules
 from chalicelib.domain.catalogue import check_sku
-from chalicelib.errors import ValidationFailed
 from chalicelib.services import scenes as uc
 from chalicelib.services import wiring
 
 bp = ApiBlueprint(__name__)
 PNG = "image/png"
-WIDTH_MIN, WIDTH_MAX, WIDTH_DEFAULT = 280, 1280, 430
 SCENE_FIELDS = {"kind", "store_id", "staff_id", "sku", "campaign", "welcome"}
 
 
@@ -75,11 +73,9 @@ def retire_scene(scene):
 @bp.route("/scenes/{scene}/wxacode", methods=["GET"])
 def scene_wxacode(scene):
     request = bp.current_request
-    raw_width = (request.query_params or {}).get("width", str(WIDTH_DEFAULT))
-    if not raw_width.isdigit() or not WIDTH_MIN <= int(raw_width) <= WIDTH_MAX:
-        raise ValidationFailed(f"'width' must be a whole number from {WIDTH_MIN} to {WIDTH_MAX}.", field="width")
+    width = f.code_width(request.query_params)
     who = principal(request)
-    return _png(uc.wxacode(who, rules.check_scene(scene), int(raw_width), scenes=wiring.scenes(),
+    return _png(uc.wxacode(who, rules.check_scene(scene), width, scenes=wiring.scenes(),
                            miniprogram=wiring.miniprogram()))
 
 
