@@ -56,6 +56,13 @@ def close_expired_orders(event):
     return job.run()
 
 
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="settle-splits")
+def settle_splits(event):
+    from chalicelib.jobs import settle_splits as job
+
+    return job.run()
+
+
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="earn-commissions")
 def earn_commissions(event):
     from chalicelib.services import wiring

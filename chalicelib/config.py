@@ -48,6 +48,9 @@ class Settings:
     rebind_on_scan: bool = False
     # The official account's appid (its own, not the mini-program's); None: no official account
     oa_appid: str | None = None
+    # The full legal name of the brand's merchant account (brand_mchid): WeChat Pay requires it
+    # to add that account as a profit-sharing receiver; None: splits cannot start (alerted)
+    brand_legal_name: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -106,6 +109,7 @@ def settings() -> Settings:
                                       ("FIRST_TOUCH", "NEW_CUSTOMERS_ONLY", "LAST_TOUCH")),
         rebind_on_scan=_flag("REBIND_ON_SCAN"),
         oa_appid=os.environ.get("OA_APPID", "").strip() or None,
+        brand_legal_name=os.environ.get("BRAND_LEGAL_NAME", "").strip() or None,
         notify_url=os.environ.get("WECHATPAY_NOTIFY_URL") or (
             os.environ.get("STORELINK_API_URL", "http://127.0.0.1:8000").rstrip("/") + "/v1/callbacks/wechatpay"),
     )

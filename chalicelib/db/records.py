@@ -410,11 +410,29 @@ class SplitPlanRecord(_Record):
     dealer_id = UnicodeAttribute()
     sub_mchid = UnicodeAttribute(null=True)
     transaction_id = UnicodeAttribute(null=True)
-    status = UnicodeAttribute()                    # PLANNED (M9: SPLITTING, SPLIT, FINISHED)
-    plan = JSONAttribute()                         # the SplitPlan's figures, in fen
+    status = UnicodeAttribute()                    # PLANNED -> FINISHED (unfrozen) | EXPIRED (day 28)
+    plan = JSONAttribute()                         # the SplitPlan's figures, in fen (refitted once, M9)
     max_ratio_bps = NumberAttribute()
     splittable_fen = NumberAttribute()
     created_at = NumberAttribute()
+    # Execution with the provider (M9, domain/settlement.py): every change is a conditional
+    # write on ``version``, so two runs of the settle-splits job never both move a plan.
+    paid_at = NumberAttribute(null=True)
+    commission_due_at = NumberAttribute(null=True)
+    settlement = JSONAttribute(default=dict)       # fitted, operations (out_order_no first), repairs, given up
+    version = NumberAttribute(default=0)
+    due_shard = UnicodeAttribute(null=True)        # S0-S9 until FINISHED / EXPIRED (sparse index for the job)
+    next_action_at = NumberAttribute(null=True)
+    settling_by_due = _index("settling_by_due", "due_shard", "next_action_at", numeric_range=True)
+
+
+class SplitReceiverRecord(_Record):
+    """A receiver added with one sub-merchant at the provider (added before its first split,
+    added again when the provider answers NO_RELATION)."""
+    short_name = "split_receivers"
+    sub_mchid = UnicodeAttribute(hash_key=True)
+    receiver = UnicodeAttribute(range_key=True)    # <type>#<account>
+    added_at = NumberAttribute()
 
 
 class CommissionRecord(_Record):
@@ -432,6 +450,7 @@ class CommissionRecord(_Record):
     created_at = NumberAttribute()
     earn_due_at = NumberAttribute()                # the earlier of day 25 after payment, after-sale window closed
     earned_at = NumberAttribute(null=True)
+    paid_at = NumberAttribute(null=True)          # the provider confirmed the commission split
     pending_shard = UnicodeAttribute(null=True)    # C0-C9 while PENDING (sparse index for the earning job)
     by_order = _index("by_order", "order_id", "commission_id")
     pending_by_due = _index("pending_by_due", "pending_shard", "earn_due_at", numeric_range=True)
@@ -569,6 +588,7 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
     AlertRecord,
     LedgerEntryRecord,
     SplitPlanRecord,
+    SplitReceiverRecord,
     CommissionRecord,
     IdempotencyRecord,
     OaEventRecord,

@@ -65,6 +65,11 @@ class SplitRepository:
 
         return list(CommissionRecord.by_order.query(order_id))
 
+    def commission(self, promoter_id: str, commission_id: str):
+        from chalicelib.db.records import CommissionRecord
+
+        return items.get(CommissionRecord, promoter_id, commission_id)
+
     def commissions_of_promoter(self, promoter_id: str, limit: int) -> list:
         """The newest ``limit`` commissions of one promoter."""
         from chalicelib.db.records import CommissionRecord

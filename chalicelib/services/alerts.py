@@ -8,20 +8,31 @@ from chalicelib.errors import NotFound
 from chalicelib.log import get_logger
 
 
+def alert_record(kind: str, subject: str, message: str, *, order=None, detail: dict | None = None, network,
+                 now: float):
+    """The alert about an order, scoped to its brand, dealer and store (id ``<kind>-<subject>``)."""
+    from chalicelib.db.records import AlertRecord
+
+    dealer = network.get_dealer(order.dealer_id) if order is not None else None
+    return AlertRecord(f"{kind}-{subject}", kind=kind, order_id=order.order_id if order else None,
+                       brand_id=dealer.brand_id if dealer else "unknown",
+                       dealer_id=order.dealer_id if order else None, store_id=order.store_id if order else None,
+                       message=message, detail=detail or {}, created_at=now)
+
+
+def log_alert(record, new: bool = True) -> None:
+    get_logger("storelink.alerts").error(record.message, extra={"fields": {
+        "alert": record.kind, "subject": record.alert_id[len(record.kind) + 1:], "order_id": record.order_id,
+        "new": new, **(record.detail or {})}})
+
+
 def raise_alert(kind: str, subject: str, message: str, *, order=None, detail: dict | None = None, alerts, network,
                 now: float) -> bool:
     """Record (once per ``kind`` and ``subject``, e.g. a refund id) and log an alert about
     an order; True when it is new."""
-    from chalicelib.db.records import AlertRecord
-
-    dealer = network.get_dealer(order.dealer_id) if order is not None else None
-    record = AlertRecord(f"{kind}-{subject}", kind=kind, order_id=order.order_id if order else None,
-                         brand_id=dealer.brand_id if dealer else "unknown",
-                         dealer_id=order.dealer_id if order else None, store_id=order.store_id if order else None,
-                         message=message, detail=detail or {}, created_at=now)
+    record = alert_record(kind, subject, message, order=order, detail=detail, network=network, now=now)
     new = alerts.raise_once(record)
-    get_logger("storelink.alerts").error(message, extra={"fields": {
-        "alert": kind, "subject": subject, "order_id": record.order_id, "new": new, **(detail or {})}})
+    log_alert(record, new)
     return new
 
 

@@ -4,8 +4,8 @@ The plan is made once per order from the order as paid, the products' costs and
 commission rates, the brand's commission settings, the dealer's split cap and the
 buyer's promoter chain; it is written with the receivable it decides (a ledger memo)
 and the PENDING commissions in one transaction (a redelivered PLAN_SPLIT changes
-nothing). M9 executes it against the provider and books each split in the ledger as
-the provider confirms it.
+nothing). The settle-splits job (``services/settlement.py``, M9) carries it out with
+the provider and books each split in the ledger as the provider confirms it.
 
 Commissions are earned when the after-sale window closes (``after_sale_days`` after
 the order completes) or on day 25 after payment, whichever comes first: the
@@ -52,7 +52,9 @@ def plan_order_split(order_id: str, *, orders, splits, network, catalogue, commi
                      ownership, now: float) -> str:
     """PLANNED, ALREADY_PLANNED, or why nothing was planned (NOT_PAID, NO_ORDER)."""
     from chalicelib.db.records import CommissionRecord, SplitPlanRecord
+    from chalicelib.db.settlement import due_shard
     from chalicelib.db.splits import AlreadyPlanned, commission_shard
+    from chalicelib.domain.settlement import EARLIEST_AFTER_PAYMENT_S
     from chalicelib.services.commission_config import rates_for_product, settings_for_brand
 
     order = orders.get(order_id)
@@ -90,9 +92,13 @@ def plan_order_split(order_id: str, *, orders, splits, network, catalogue, commi
                                     level=level, amount_fen=amount, status="PENDING", created_at=now,
                                     earn_due_at=earn_due, pending_shard=commission_shard(order_id))
                    for (promoter_id, level), amount in sorted(by_level.items(), key=lambda kv: kv[0][1]) if amount]
+    # Due for the settle-splits job (M9) from the first moment WeChat lets a payment be split.
     record = SplitPlanRecord(order_id, dealer_id=order.dealer_id, sub_mchid=order.sub_mchid,
                              transaction_id=order.transaction_id, status="PLANNED", plan=plan.to_json(),
-                             max_ratio_bps=max_ratio, splittable_fen=splittable, created_at=now)
+                             max_ratio_bps=max_ratio, splittable_fen=splittable, created_at=now,
+                             paid_at=float(order.paid_at), commission_due_at=earn_due if commissions else None,
+                             settlement={}, version=0, due_shard=due_shard(order_id),
+                             next_action_at=float(order.paid_at) + EARLIEST_AFTER_PAYMENT_S)
     try:
         splits.record_plan(record, entries, commissions, now)
     except AlreadyPlanned:
@@ -134,6 +140,7 @@ def on_order_completed(outbox_id: str, payload: dict) -> None:
     window_closes = float(order.completed_at) + settings.after_sale_days * 86400
     for commission in wiring.splits().commissions_of_order(order.order_id):
         wiring.splits().bring_forward(commission, window_closes)
+    wiring.settlement().bring_commissions_forward(order.order_id, window_closes)
 
 
 def earn_due_commissions(*, splits, now: float) -> dict:

@@ -127,6 +127,13 @@ def splits():
 
 
 @functools.lru_cache(maxsize=1)
+def settlement():
+    from chalicelib.db.settlement import SettlementRepository
+
+    return SettlementRepository()
+
+
+@functools.lru_cache(maxsize=1)
 def payments():
     from chalicelib.wechat.pay import default_client
 

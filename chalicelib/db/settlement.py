@@ -1,0 +1,129 @@
+"""Carrying split plans out (M9): the plans due for their next step, each step written on
+the plan's version in one transaction with the ledger entries and commission changes it
+causes, and the receivers added with each sub-merchant."""
+from __future__ import annotations
+
+from chalicelib.db import items
+from chalicelib.db.binding import bind_records, transaction_connection
+from chalicelib.db.ledger import ledger_record
+from chalicelib.db.orders import _failed_condition
+
+DUE_SHARDS = 10
+
+
+def due_shard(order_id: str) -> str:
+    import zlib
+
+    return f"S{zlib.crc32(order_id.encode()) % DUE_SHARDS}"
+
+
+class SettlementRepository:
+    def __init__(self) -> None:
+        bind_records()
+
+    def due(self, now: float, limit: int = 200) -> list[str]:
+        """Order ids of unfinished plans whose next step is due (one Query per shard, oldest
+        first; the index is eventually consistent, so each plan is read again before use)."""
+        from chalicelib.db.records import SplitPlanRecord
+
+        found = []
+        for shard in range(DUE_SHARDS):
+            found += [r.order_id for r in SplitPlanRecord.settling_by_due.query(
+                f"S{shard}", SplitPlanRecord.next_action_at <= now, limit=limit)]
+        return found
+
+    def load(self, order_id: str):
+        from chalicelib.db.records import SplitPlanRecord
+
+        return items.get(SplitPlanRecord, order_id)
+
+    def save(self, record, *, settlement: dict, now: float, next_action_at: float | None, plan: dict | None = None,
+             status: str | None = None, entries: tuple = (), paid_commissions: tuple = (),
+             cut_commissions: tuple = (), alerts: tuple = ()) -> bool:
+        """One step: the plan's new settlement state (and plan, status, next time) on its
+        version, with the ledger ``entries`` (key, LedgerEntry), the commissions now PAID
+        (records), the commissions cut by a refit ((record, fen cut)) and the alerts the
+        step raises (records: written with the step, so a crash cannot lose one), all or
+        nothing. False when another run moved the plan first."""
+        from pynamodb.exceptions import TransactWriteError
+        from pynamodb.transactions import TransactWrite
+
+        from chalicelib.db.records import CommissionRecord, PromoterRecord, SplitPlanRecord
+
+        actions = [SplitPlanRecord.settlement.set(settlement), SplitPlanRecord.version.set(int(record.version) + 1)]
+        if plan is not None:
+            actions.append(SplitPlanRecord.plan.set(plan))
+        if status is not None:
+            actions.append(SplitPlanRecord.status.set(status))
+        if next_action_at is None:
+            actions += [SplitPlanRecord.due_shard.remove(), SplitPlanRecord.next_action_at.remove()]
+        else:
+            actions += [SplitPlanRecord.due_shard.set(due_shard(record.order_id)),
+                        SplitPlanRecord.next_action_at.set(next_action_at)]
+        try:
+            with TransactWrite(connection=transaction_connection()) as tx:
+                tx.update(SplitPlanRecord(record.order_id), actions=actions,
+                          condition=SplitPlanRecord.version == int(record.version))
+                for key, entry in entries:
+                    tx.save(ledger_record(record.order_id, key, entry, now))
+                for alert in alerts:
+                    tx.save(alert)
+                for commission in paid_commissions:
+                    amount = int(commission.amount_fen)
+                    tx.update(CommissionRecord(commission.promoter_id, commission.commission_id),
+                              actions=[CommissionRecord.status.set("PAID"), CommissionRecord.paid_at.set(now)],
+                              condition=CommissionRecord.status == "EARNED")
+                    tx.update(PromoterRecord(commission.promoter_id),
+                              actions=[PromoterRecord.earned_fen.add(-amount), PromoterRecord.paid_fen.add(amount)])
+                for commission, cut in cut_commissions:
+                    tx.update(CommissionRecord(commission.promoter_id, commission.commission_id),
+                              actions=[CommissionRecord.amount_fen.add(-cut)],
+                              condition=CommissionRecord.status == "PENDING")
+                    tx.update(PromoterRecord(commission.promoter_id), actions=[PromoterRecord.pending_fen.add(-cut)])
+        except TransactWriteError as exc:
+            reasons = list(exc.cancellation_reasons or [])
+            # Another run wrote this plan first (its version moved), or is writing it right
+            # now (DynamoDB cancels one of two transactions on the same item): either way
+            # this run stops here and the plan is read again at the next run.
+            plan_index = len(entries) + len(alerts)    # PynamoDB sends the puts before the updates
+            if _failed_condition(reasons, plan_index) or any(r is not None and r.code == "TransactionConflict"
+                                                    for r in reasons):
+                return False
+            raise
+        return True
+
+    def bring_commissions_forward(self, order_id: str, due_at: float, attempts: int = 3) -> bool:
+        """The after-sale window closes before day 25: the final split is due then. Written
+        on the version, so a job run that read the old date cannot put it back."""
+        from chalicelib.db.records import SplitPlanRecord
+
+        for _ in range(attempts):
+            record = self.load(order_id)
+            if record is None or record.commission_due_at is None or float(record.commission_due_at) <= due_at:
+                return False
+            actions = [SplitPlanRecord.commission_due_at.set(due_at), SplitPlanRecord.version.set(int(record.version) + 1)]
+            if record.next_action_at is not None and float(record.next_action_at) > due_at:
+                actions.append(SplitPlanRecord.next_action_at.set(due_at))
+            try:
+                items.update(SplitPlanRecord, (order_id,), actions, SplitPlanRecord.version == int(record.version),
+                             _Moved())
+            except _Moved:
+                continue
+            return True
+        return False
+
+    # --- receivers added with each sub-merchant ------------------------------------------------
+
+    def receiver_added(self, sub_mchid: str, receiver: str) -> bool:
+        from chalicelib.db.records import SplitReceiverRecord
+
+        return items.get(SplitReceiverRecord, sub_mchid, receiver) is not None
+
+    def mark_receiver_added(self, sub_mchid: str, receiver: str, now: float) -> None:
+        from chalicelib.db.records import SplitReceiverRecord
+
+        SplitReceiverRecord(sub_mchid, receiver, added_at=now).save()
+
+
+class _Moved(Exception):
+    pass
