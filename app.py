@@ -1,5 +1,5 @@
 """StoreLink's API: a table of contents. Code lives in chalicelib/."""
-from chalice import Chalice, Rate
+from chalice import Chalice, Cron, Rate
 
 from chalicelib.api import callbacks, oa_callbacks, orders, promoters, scans, sessions, stores
 from chalicelib.api.admin import alerts as admin_alerts
@@ -12,6 +12,7 @@ from chalicelib.api.admin import orders as admin_orders
 from chalicelib.api.admin import promoters as admin_promoters
 from chalicelib.api.admin import refunds as admin_refunds
 from chalicelib.api.admin import scenes as admin_scenes
+from chalicelib.api.admin import statements as admin_statements
 from chalicelib.api.admin import unit_codes as admin_unit_codes
 from chalicelib.api.middleware import errors_and_access_log
 
@@ -36,6 +37,7 @@ app.register_blueprint(admin_unit_codes.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_promoters.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_funnel.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_commission_config.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_statements.bp, url_prefix="/v1/admin")
 # Mini-program and printable QR codes answer image/png (Accept: image/png).
 app.api.binary_types = sorted({*app.api.binary_types, "image/png"})
 
@@ -68,4 +70,13 @@ def earn_commissions(event):
     from chalicelib.services import wiring
     from chalicelib.services.splits import earn_due_commissions
 
-    return earn_due_commissions(splits=wiring.splits(), now=wiring.now())
+    return earn_due_commissions(splits=wiring.splits(), now=wiring.now(), alerts=wiring.alerts(),
+                                network=wiring.network(), orders=wiring.orders())
+
+
+# Daily at 02:30 Beijing (18:30 UTC the day before): the previous Beijing day's ledgers.
+@app.schedule(Cron(30, 18, "*", "*", "?", "*"), name="check-ledgers")
+def check_ledgers(event):
+    from chalicelib.jobs import check_ledgers as job
+
+    return job.run((event.detail or {}).get("date"))

@@ -182,6 +182,10 @@ class FakeProfitSharing:
       such call out; ``delay_s`` makes every split/unfreeze call take that long (races);
       ``hooks`` (api -> callable) runs something once when that api is next called (e.g.
       another job run, to lose a race deterministically).
+    * returns (分账回退, ``infra/local/sandbox/returns.py``): synchronous and idempotent per
+      ``out_return_no``; at most what the MERCHANT_ID receiver got SUCCESS in that split
+      order less its SUCCESS returns (else ``ProviderRefused("INVALID_REQUEST")``); FAILED
+      with BALANCE_NOT_ENOUGH when ``balances[account]`` (none: ample) is too low.
     """
 
     def __init__(self, max_ratio_bps: int = 3000, result_after_s: float = 5):
@@ -206,6 +210,10 @@ class FakeProfitSharing:
         self.hooks: dict[str, object] = {}          # api -> a callable run once when that api is next called
         self.unfrozen: dict[str, float] = {}        # transaction_id -> fen given back to the sub-merchant
         self.lock = threading.RLock()
+        self.balances: dict[str, int] = {}          # account -> available balance for returns (absent: ample)
+        self.returns: dict[str, dict] = {}          # out_return_no -> the provider's return
+        self.returns_accepted: dict[str, int] = {}  # out_return_no -> returns carried out under it
+        self.no_return_auth: set[str] = set()       # accounts that did not agree to returns (NO_AUTH)
 
     # --- the test's controls ------------------------------------------------------------------
     def payment(self, transaction_id: str, sub_mchid: str, total_fen: int, fee_fen: int, paid_at: float,
@@ -416,3 +424,70 @@ class FakeProfitSharing:
         with self.lock:
             self._enter("max_ratio", sub_mchid)
             return self.max_ratios.get(sub_mchid, self.default_max_ratio)
+
+    # --- returns (分账回退) -------------------------------------------------------------------
+    def _return_answer(self, row: dict):
+        from chalicelib.wechat.pay import ReturnResult
+
+        return ReturnResult(row["out_return_no"], row["return_id"], row["out_order_no"], row["return_mchid"],
+                            row["amount"], row["result"], row["fail_reason"], dict(row))
+
+    def returned(self, out_order_no: str, account: str) -> int:
+        """What SUCCESS returns took back from one receiver of one split order."""
+        return sum(r["amount"] for r in self.returns.values() if r["out_order_no"] == out_order_no
+                   and r["return_mchid"] == account and r["result"] == "SUCCESS")
+
+    def create_return(self, sub_mchid: str, out_order_no: str, out_return_no: str, return_mchid: str,
+                      amount_fen: int, description: str):
+        from chalicelib.wechat.pay import ProviderRefused
+
+        with self.lock:
+            self._enter("create_return", out_return_no)
+            existing = self.returns.get(out_return_no)
+            if existing is not None:
+                if (existing["sub_mchid"], existing["out_order_no"], existing["return_mchid"], existing["amount"],
+                        existing["description"]) != (sub_mchid, out_order_no, return_mchid, amount_fen, description):
+                    raise ProviderRefused("PARAM_ERROR", "商户回退单号已使用，请求参数与原请求不一致", 400)
+                answer = self._return_answer(existing)
+            else:
+                order = self.orders.get(out_order_no)
+                if order is None or order["sub_mchid"] != sub_mchid or order["kind"] != "SPLIT":
+                    raise ProviderRefused("RESOURCE_NOT_EXISTS", "分账单不存在", 404)
+                self._bring_up_to_date(order["transaction_id"])
+                if order["state"] != "FINISHED":
+                    raise ProviderRefused("INVALID_REQUEST", "分账单处理中，请分账完成后再回退", 400)
+                got = [r for r in order["receivers"] if r["type"] == "MERCHANT_ID" and r["account"] == return_mchid
+                       and r["result"] == "SUCCESS"]
+                if not got:
+                    raise ProviderRefused("INVALID_REQUEST", "回退商户号不是该分账单中分账成功的商户类型分账接收方", 400)
+                if return_mchid in self.no_return_auth:
+                    raise ProviderRefused("NO_AUTH", "回退方未开通分账回退功能", 403)
+                if sum(r["out_order_no"] == out_order_no for r in self.returns.values()) >= 50:
+                    raise ProviderRefused("INVALID_REQUEST", "对同一笔分账单最多能发起50次回退请求", 400)
+                if amount_fen > sum(r["amount"] for r in got) - self.returned(out_order_no, return_mchid):
+                    raise ProviderRefused("INVALID_REQUEST", "回退金额超过分账接收方可回退金额", 400)
+                balance = self.balances.get(return_mchid)
+                result, reason = ("SUCCESS", None) if balance is None or balance >= amount_fen \
+                    else ("FAILED", "BALANCE_NOT_ENOUGH")
+                if result == "SUCCESS" and balance is not None:
+                    self.balances[return_mchid] = balance - amount_fen
+                row = {"sub_mchid": sub_mchid, "out_order_no": out_order_no, "out_return_no": out_return_no,
+                       "return_id": f"3008{len(self.returns) + 1:024d}", "return_mchid": return_mchid,
+                       "amount": amount_fen, "description": description, "result": result, "fail_reason": reason}
+                self.returns[out_return_no] = row
+                self.returns_accepted[out_return_no] = self.returns_accepted.get(out_return_no, 0) + 1
+                answer = self._return_answer(row)
+            self._leave("create_return", out_return_no)
+            return answer
+
+    def query_return(self, sub_mchid: str, out_order_no: str, out_return_no: str):
+        from chalicelib.wechat.pay import ProviderRefused
+
+        with self.lock:
+            self._enter("query_return", out_return_no)
+            row = self.returns.get(out_return_no)
+            if row is None or row["sub_mchid"] != sub_mchid or row["out_order_no"] != out_order_no:
+                raise ProviderRefused("RESOURCE_NOT_EXISTS", "记录不存在", 404)
+            answer = self._return_answer(row)
+            self._leave("query_return", out_return_no)
+            return answer

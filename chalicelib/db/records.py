@@ -304,6 +304,7 @@ class PromoterRecord(_Record):
     pending_fen = NumberAttribute(default=0)
     earned_fen = NumberAttribute(default=0)
     paid_fen = NumberAttribute(default=0)
+    clawback_owed_fen = NumberAttribute(default=0)  # paid commissions refunds took back, not yet recovered
     by_brand_status = _index("by_brand_status", "brand_status", "created_at", numeric_range=True)
 
 
@@ -401,6 +402,26 @@ class LedgerEntryRecord(_Record):
     amount_fen = NumberAttribute()
     cause = UnicodeAttribute()                     # PAYMENT, FEE, SPLIT, COMMISSION, RECEIVABLE, REFUND, ...
     at = NumberAttribute()
+    # The dealer's statement (M10): set on RECEIVABLE memo entries only (sparse index)
+    receivable_dealer = UnicodeAttribute(null=True)
+    # The nightly ledger check (M10): <Beijing day>#<shard 0-9> of ``at``, on every entry
+    day_shard = UnicodeAttribute(null=True)
+    receivables_by_dealer = _index("receivables_by_dealer", "receivable_dealer", "at", numeric_range=True)
+    by_day = _index("by_day", "day_shard", "order_id")
+
+
+class StatementSettlementRecord(_Record):
+    """A bank transfer the brand recorded against a dealer's monthly statement (M10), put
+    once per bank reference and dealer (conditional put: a repeat changes nothing)."""
+    short_name = "statement_settlements"
+    dealer_id = UnicodeAttribute(hash_key=True)
+    reference = UnicodeAttribute(range_key=True)   # the bank transfer's reference: once per dealer
+    month = UnicodeAttribute()                     # YYYY-MM (Beijing): the statement it settles
+    amount_fen = NumberAttribute()
+    direction = UnicodeAttribute()                 # DEALER_PAID_BRAND | BRAND_PAID_DEALER
+    note = UnicodeAttribute(null=True)
+    recorded_by = UnicodeAttribute()               # <role>:<tenant> of the token
+    recorded_at = NumberAttribute()
 
 
 class SplitPlanRecord(_Record):
@@ -451,6 +472,12 @@ class CommissionRecord(_Record):
     earn_due_at = NumberAttribute()                # the earlier of day 25 after payment, after-sale window closed
     earned_at = NumberAttribute(null=True)
     paid_at = NumberAttribute(null=True)          # the provider confirmed the commission split
+    # A clawback (M10; commission_id clawback#<ms>#<order>#<refund>, level 0): a paid commission
+    # a refund took back, OWED until recovered from the promoter's later commissions on the same
+    # dealer's sales (RECOVERED) or written off after 90 days (WRITTEN_OFF; pending_shard W0-W9
+    # and earn_due_at = the write-off day while OWED)
+    owed_fen = NumberAttribute(null=True)
+    refund_id = UnicodeAttribute(null=True)
     pending_shard = UnicodeAttribute(null=True)    # C0-C9 while PENDING (sparse index for the earning job)
     by_order = _index("by_order", "order_id", "commission_id")
     pending_by_due = _index("pending_by_due", "pending_shard", "earn_due_at", numeric_range=True)
@@ -587,6 +614,7 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
     OrderEventRecord,
     AlertRecord,
     LedgerEntryRecord,
+    StatementSettlementRecord,
     SplitPlanRecord,
     SplitReceiverRecord,
     CommissionRecord,

@@ -39,12 +39,16 @@ class SettlementRepository:
 
     def save(self, record, *, settlement: dict, now: float, next_action_at: float | None, plan: dict | None = None,
              status: str | None = None, entries: tuple = (), paid_commissions: tuple = (),
-             cut_commissions: tuple = (), alerts: tuple = ()) -> bool:
+             cut_commissions: tuple = (), alerts: tuple = (), cancelled: tuple = (), clawbacks: tuple = (),
+             recoveries: tuple = ()) -> bool:
         """One step: the plan's new settlement state (and plan, status, next time) on its
         version, with the ledger ``entries`` (key, LedgerEntry), the commissions now PAID
         (records), the commissions cut by a refit ((record, fen cut)) and the alerts the
-        step raises (records: written with the step, so a crash cannot lose one), all or
-        nothing. False when another run moved the plan first."""
+        step raises (records: written with the step, so a crash cannot lose one); for a
+        refund (M10) the commissions it cancels ((record, fen)), the clawbacks it opens
+        (new records) and, when a commission is paid, the clawbacks it recovers ((record,
+        fen, LedgerEntry on the clawed-back order)) — all or nothing. False when another
+        run moved the plan first."""
         from pynamodb.exceptions import TransactWriteError
         from pynamodb.transactions import TransactWrite
 
@@ -65,32 +69,81 @@ class SettlementRepository:
                 tx.update(SplitPlanRecord(record.order_id), actions=actions,
                           condition=SplitPlanRecord.version == int(record.version))
                 for key, entry in entries:
-                    tx.save(ledger_record(record.order_id, key, entry, now))
+                    tx.save(ledger_record(record.order_id, key, entry, now, dealer_id=record.dealer_id))
                 for alert in alerts:
                     tx.save(alert)
+                for clawback in clawbacks:
+                    tx.save(clawback, condition=CommissionRecord.commission_id.does_not_exist())
+                for clawback, fen, entry in recoveries:
+                    tx.save(ledger_record(entry.order_id, f"clawback#{record.order_id}#{clawback.commission_id}",
+                                          entry, now))
+                # One update per promoter (a transaction touches an item once): their totals.
+                totals: dict[str, dict[str, int]] = {}
+
+                def move(promoter_id: str, name: str, fen: int) -> None:
+                    totals.setdefault(promoter_id, {})
+                    totals[promoter_id][name] = totals[promoter_id].get(name, 0) + fen
+
                 for commission in paid_commissions:
                     amount = int(commission.amount_fen)
                     tx.update(CommissionRecord(commission.promoter_id, commission.commission_id),
                               actions=[CommissionRecord.status.set("PAID"), CommissionRecord.paid_at.set(now)],
                               condition=CommissionRecord.status == "EARNED")
-                    tx.update(PromoterRecord(commission.promoter_id),
-                              actions=[PromoterRecord.earned_fen.add(-amount), PromoterRecord.paid_fen.add(amount)])
+                    move(commission.promoter_id, "earned_fen", -amount)
+                    move(commission.promoter_id, "paid_fen", amount)
+                for commission, fen in cancelled:
+                    # PENDING or EARNED (a PAID one is clawed back instead): its amount and the
+                    # promoter's matching total go down together.
+                    gone = int(commission.amount_fen) == fen
+                    tx.update(CommissionRecord(commission.promoter_id, commission.commission_id),
+                              actions=[CommissionRecord.amount_fen.add(-fen)]
+                              + ([CommissionRecord.status.set("CANCELLED"), CommissionRecord.pending_shard.remove()]
+                                 if gone else []),
+                              condition=(CommissionRecord.status == commission.status)
+                              & (CommissionRecord.amount_fen >= fen))
+                    move(commission.promoter_id, "pending_fen" if commission.status == "PENDING" else "earned_fen",
+                         -fen)
+                for clawback in clawbacks:
+                    move(clawback.promoter_id, "clawback_owed_fen", int(clawback.owed_fen))
+                for clawback, fen, _ in recoveries:
+                    left = int(clawback.owed_fen) - fen
+                    tx.update(CommissionRecord(clawback.promoter_id, clawback.commission_id),
+                              actions=[CommissionRecord.owed_fen.add(-fen)]
+                              + ([CommissionRecord.status.set("RECOVERED"), CommissionRecord.pending_shard.remove()]
+                                 if left == 0 else []),
+                              condition=(CommissionRecord.status == "OWED") & (CommissionRecord.owed_fen >= fen))
+                    move(clawback.promoter_id, "clawback_owed_fen", -fen)
+                    # what the promoter was paid, net: the commission kept back pays the old one
+                    move(clawback.promoter_id, "paid_fen", -fen)
                 for commission, cut in cut_commissions:
                     tx.update(CommissionRecord(commission.promoter_id, commission.commission_id),
                               actions=[CommissionRecord.amount_fen.add(-cut)],
                               condition=CommissionRecord.status == "PENDING")
-                    tx.update(PromoterRecord(commission.promoter_id), actions=[PromoterRecord.pending_fen.add(-cut)])
+                    move(commission.promoter_id, "pending_fen", -cut)
+                for promoter_id, changes in sorted(totals.items()):
+                    actions = [getattr(PromoterRecord, name).add(fen) for name, fen in sorted(changes.items()) if fen]
+                    if actions:
+                        tx.update(PromoterRecord(promoter_id), actions=actions)
         except TransactWriteError as exc:
             reasons = list(exc.cancellation_reasons or [])
             # Another run wrote this plan first (its version moved), or is writing it right
             # now (DynamoDB cancels one of two transactions on the same item): either way
             # this run stops here and the plan is read again at the next run.
-            plan_index = len(entries) + len(alerts)    # PynamoDB sends the puts before the updates
+            plan_index = len(entries) + len(alerts) + len(clawbacks) + len(recoveries)   # puts go first
             if _failed_condition(reasons, plan_index) or any(r is not None and r.code == "TransactionConflict"
                                                     for r in reasons):
                 return False
             raise
         return True
+
+    def open_clawbacks(self, promoter_id: str, dealer_id: str) -> list:
+        """The promoter's clawbacks still owed on this dealer's sales, oldest first (one
+        Query on the promoter's own commissions)."""
+        from chalicelib.db.records import CommissionRecord
+
+        return [c for c in CommissionRecord.query(promoter_id, CommissionRecord.commission_id.startswith("clawback#"),
+                                                  consistent_read=True)
+                if c.status == "OWED" and c.dealer_id == dealer_id and int(c.owed_fen or 0) > 0]
 
     def bring_commissions_forward(self, order_id: str, due_at: float, attempts: int = 3) -> bool:
         """The after-sale window closes before day 25: the final split is due then. Written

@@ -39,7 +39,8 @@ class SplitRepository:
             with TransactWrite(connection=transaction_connection()) as tx:
                 tx.save(plan_record, condition=SplitPlanRecord.order_id.does_not_exist())          # put 0
                 for n, entry in enumerate(entries):
-                    tx.save(ledger_record(plan_record.order_id, f"plan#{entry.cause}#{n}", entry, now))
+                    tx.save(ledger_record(plan_record.order_id, f"plan#{entry.cause}#{n}", entry, now,
+                                         dealer_id=plan_record.dealer_id))
                 for commission in commissions:
                     tx.save(commission)
                 for promoter_id, amount in sorted(pending.items()):
@@ -74,7 +75,16 @@ class SplitRepository:
         """The newest ``limit`` commissions of one promoter."""
         from chalicelib.db.records import CommissionRecord
 
-        return list(CommissionRecord.query(promoter_id, scan_index_forward=False, limit=limit))
+        # Commission ids start with the payment's time in digits; clawbacks ("clawback#...") sort after them.
+        return list(CommissionRecord.query(promoter_id, CommissionRecord.commission_id < "a", scan_index_forward=False,
+                                           limit=limit))
+
+    def clawbacks_of_promoter(self, promoter_id: str, limit: int) -> list:
+        """The newest ``limit`` clawbacks of one promoter (M10)."""
+        from chalicelib.db.records import CommissionRecord
+
+        return list(CommissionRecord.query(promoter_id, CommissionRecord.commission_id.startswith("clawback#"),
+                                           scan_index_forward=False, limit=limit))
 
     def promoter(self, customer_id: str):
         from chalicelib.db.records import PromoterRecord
@@ -105,6 +115,37 @@ class SplitRepository:
             found += list(CommissionRecord.pending_by_due.query(f"C{shard}", CommissionRecord.earn_due_at <= now,
                                                                 limit=limit))
         return found
+
+    def due_clawbacks(self, now: float, limit: int = 100) -> list:
+        """OWED clawbacks whose 90 days are up (one Query per W shard of the same index)."""
+        from chalicelib.db.records import CommissionRecord
+
+        bind_records()
+        found = []
+        for shard in range(COMMISSION_SHARDS):
+            found += list(CommissionRecord.pending_by_due.query(f"W{shard}", CommissionRecord.earn_due_at <= now,
+                                                                limit=limit))
+        return found
+
+    def write_off(self, clawback, now: float) -> bool:
+        """OWED -> WRITTEN_OFF with the promoter's owed total down; False if it moved first."""
+        from pynamodb.exceptions import TransactWriteError
+        from pynamodb.transactions import TransactWrite
+
+        from chalicelib.db.records import CommissionRecord, PromoterRecord
+
+        owed = int(clawback.owed_fen or 0)
+        try:
+            with TransactWrite(connection=transaction_connection()) as tx:
+                tx.update(CommissionRecord(clawback.promoter_id, clawback.commission_id),
+                          actions=[CommissionRecord.status.set("WRITTEN_OFF"), CommissionRecord.pending_shard.remove()],
+                          condition=(CommissionRecord.status == "OWED") & (CommissionRecord.owed_fen == owed))
+                tx.update(PromoterRecord(clawback.promoter_id), actions=[PromoterRecord.clawback_owed_fen.add(-owed)])
+        except TransactWriteError as exc:
+            if _failed_condition(list(exc.cancellation_reasons or []), 0):
+                return False
+            raise
+        return True
 
     def earn(self, commission, now: float) -> bool:
         """PENDING -> EARNED with the promoter's totals moved; False if it moved first."""

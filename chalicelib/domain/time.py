@@ -20,3 +20,8 @@ def parse_rfc3339(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no offset")
     return moment
+
+
+def beijing_date(timestamp: float):
+    """The Beijing calendar day of a moment (business days, bills and statements)."""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).astimezone(BEIJING).date()

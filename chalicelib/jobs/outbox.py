@@ -18,14 +18,16 @@ from chalicelib.log import get_logger
 # kind -> handler(outbox_id, payload); tests may put their own here
 HANDLERS: dict[str, Callable[[str, dict], None]] = {}
 # The use cases that do each kind of follow-up work, imported only when one arrives.
-# (PLAN_SPLIT, AWARD_POINTS and UNWIND_SPLIT get their consumers in later issues;
-# until then they are reported as unhandled and left in the table.)
+# (AWARD_POINTS gets its consumer in a later issue; until then it is reported as
+# unhandled and left in the table.)
 DEFAULT_HANDLERS = {
     "UPLOAD_SHIPPING_INFO": ("chalicelib.services.fulfilment", "upload_shipping_info"),
     "ATTRIBUTE_PURCHASE": ("chalicelib.services.attribution", "on_attribute_purchase"),
     # M8: the split plan and its commissions; the after-sale window of a completed order
     "PLAN_SPLIT": ("chalicelib.services.splits", "on_plan_split"),
     "ORDER_COMPLETED": ("chalicelib.services.splits", "on_order_completed"),
+    # M10: a refund that succeeded unwinds its splits (commissions, memo, a return)
+    "UNWIND_SPLIT": ("chalicelib.services.settlement", "on_unwind_split"),
     # M7's funnel counters (each counted once per outbox item, whatever the replays)
     events.SCAN_RECORDED: ("chalicelib.services.funnel", "on_scan_recorded"),
     events.CUSTOMER_BOUND: ("chalicelib.services.funnel", "on_customer_bound"),

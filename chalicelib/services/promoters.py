@@ -147,7 +147,14 @@ def my_promoter_account(customer_id: str, *, promoters, splits) -> dict:
             "downline": {"level_1": int(record.downline_1 or 0), "level_2": int(record.downline_2 or 0),
                          "level_3": int(record.downline_3 or 0)},
             "amounts": {"pending_fen": int(record.pending_fen or 0), "earned_fen": int(record.earned_fen or 0),
-                        "paid_fen": int(record.paid_fen or 0)},
+                        "paid_fen": int(record.paid_fen or 0),
+                        "clawback_owed_fen": int(record.clawback_owed_fen or 0)},
+            # Paid commissions that refunds took back: kept back from later commissions on the
+            # same dealer's sales (RECOVERED), or the dealer's loss after 90 days (WRITTEN_OFF).
+            "clawbacks": [{"order_id": cb.order_id, "amount_fen": int(cb.amount_fen), "owed_fen": int(cb.owed_fen or 0),
+                           "status": cb.status, "created_at": rfc3339(cb.created_at),
+                           "write_off_at": rfc3339(cb.earn_due_at)}
+                          for cb in splits.clawbacks_of_promoter(customer_id, RECENT_COMMISSIONS)],
             "recent": [{"order_id": c.order_id, "level": int(c.level), "amount_fen": int(c.amount_fen),
                         "status": c.status, "created_at": rfc3339(c.created_at),
                         "earn_due_at": rfc3339(c.earn_due_at),

@@ -89,8 +89,14 @@ def request_refund(customer_id: str, order_id: str, body: dict, idempotency_key:
 
 
 def _call_provider(refund, order, *, refunds, payments, now: float, notify_url: str) -> None:
-    """Ask the provider for the current attempt; its answer may already end it."""
+    """Ask the provider for the current attempt; its answer may already end it. The brand's
+    share of what is refunded goes back to the dealer first (M10), never holding it up."""
+    from chalicelib.services.settlement import collaborators, unwind_before_refund
     from chalicelib.wechat.pay import ProviderRefused, ProviderUnavailable
+
+    unwinding = collaborators()
+    unwinding.provider = payments
+    unwind_before_refund(order.order_id, refund.refund_id, unwinding, now)
 
     try:
         result = payments.refund(refund.out_refund_no, order.order_id, order.sub_mchid, int(refund.amount_fen),

@@ -18,6 +18,7 @@ from chalicelib.domain import splits as rules
 from chalicelib.log import get_logger
 
 MAX_STEPS_PER_PLAN = 16          # a plan needs ≤ 6 steps a run; the rest is a bug, not a loop
+CLAWBACK_WRITE_OFF_DAYS = 90     # rule 7: what a promoter still owes after 90 days is the dealer's loss
 RETRY_UNAVAILABLE_S = 120        # WeChat did not answer: come back at a later run
 BRAND_RELATION = "BRAND"
 PROMOTER_RELATION = "DISTRIBUTOR"
@@ -35,6 +36,7 @@ class Collaborators:
     network: object
     alerts: object
     provider: object        # wechat.pay.ProfitSharingProvider
+    refunds: object         # db.refunds.RefundRepository (what a refund gave back)
     brand_mchid: str
     brand_legal_name: str | None
 
@@ -53,19 +55,27 @@ def settle_due_splits(c: Collaborators, now: float) -> dict:
     return counts
 
 
-def new_out_order_no(order_id: str, state: steps.Settlement) -> str:
-    """``<order_id>-S<n>``: n counts the order's operations (≤ 50), so the number is fresh
-    for every new operation and the same for everyone who reads the same version."""
-    return f"{order_id}-S{len(state.operations) + 1:02d}"
+def new_out_order_no(order_id: str, state: steps.Settlement, kind: str = "S") -> str:
+    """``<order_id>-S<n>`` for a split, ``<order_id>-R<n>`` for a return: n counts the
+    order's operations of that kind, so the number is fresh for every new operation and
+    the same for everyone who reads the same version."""
+    count = sum((op.kind == steps.RETURN_OP) == (kind == "R") for op in state.operations)
+    return f"{order_id}-{kind}{count + 1:02d}"
 
 
 def _state(record) -> steps.Settlement:
     return steps.Settlement.from_json(record.order_id, float(record.paid_at), record.commission_due_at,
-                                      steps.plan_from_json(record.plan), record.settlement, status=record.status)
+                                      steps.plan_from_json(record.plan), record.settlement, status=record.status,
+                                      max_ratio_bps=int(record.max_ratio_bps))
 
 
-def settle_order(order_id: str, c: Collaborators, now: float) -> int:
-    """Walk one plan until it waits or is finished; the number of steps written."""
+def _refund_work(step) -> bool:
+    return step.kind == "UNWIND" or (step.operation is not None and step.operation.kind == steps.RETURN_OP)
+
+
+def settle_order(order_id: str, c: Collaborators, now: float, only=None) -> int:
+    """Walk one plan until it waits or is finished (or, with ``only``, until a step it does
+    not accept); the number of steps written."""
     receivers: dict | None = None
     written = 0
     for _ in range(MAX_STEPS_PER_PLAN):
@@ -79,8 +89,13 @@ def settle_order(order_id: str, c: Collaborators, now: float) -> int:
         if missing:
             moved = _give_up(record, state, {role: "NO_RECEIVER_ACCOUNT" for role in missing}, c, now)
         else:
-            step = steps.next_step(state, now, new_out_order_no(order_id, state), receivers)
+            step = steps.next_step(state, now, new_out_order_no(order_id, state), receivers,
+                                   new_out_order_no(order_id, state, "R"))
+            if only is not None and not only(step):
+                return written
             if step.kind == "NOTHING":
+                if record.next_action_at is not None:       # finished, and its refunds unwound
+                    _save(record, state, c, now, next_action_at=None)
                 return written
             if step.kind == "WAIT":
                 if record.next_action_at is None or float(record.next_action_at) != step.at:
@@ -125,12 +140,14 @@ def _fit(record, state, step, c: Collaborators, now: float, receivers) -> bool:
         max_ratio = c.provider.max_ratio(record.sub_mchid)
     except ProviderUnavailable:
         return _later(record, state, c, now)
-    splittable = min(splittable, state.plan.paid_fen)
+    # A refund before the fit already took its share of the unsplit amount: the fee is what
+    # is missing beyond it (M13 corrects the fee from the bill, to the fen).
+    splittable = min(splittable + state.refunded_fen, state.plan.paid_fen)
     order_id = record.order_id
     plan = steps.refit(state.plan, splittable, max_ratio)
-    entries = steps.fit_entries(order_id, record.dealer_id, state.plan, plan)
+    entries = steps.fit_entries(order_id, record.dealer_id, plan)
     cuts = _commission_cuts(order_id, state.plan, plan, c)
-    fitted = replace(state, plan=plan, fitted=True)
+    fitted = replace(state, plan=plan, fitted=True, max_ratio_bps=max_ratio)
     alerts = ()
     if plan.cut_commission_fen > state.plan.cut_commission_fen:
         alerts = (_alert("COMMISSIONS_CUT", order_id, "Commissions did not fit under the provider's split cap and were"
@@ -174,11 +191,13 @@ def _request(record, state, step, c: Collaborators, now: float, receivers) -> bo
     if op.kind == steps.FINAL_OP:
         for promoter_id in {p.role[len(rules.PROMOTER_PREFIX):] for p in op.parts if p.role != steps.BRAND_ROLE}:
             _earn_commissions(record.order_id, promoter_id, c, now)
+        op = replace(op, parts=tuple(_recovering(part, record.dealer_id, c) for part in op.parts))
     try:
         for part in op.parts:
             # The final split cannot be retried (the provider unfreezes the rest), so its
             # receivers are added again right before it, whatever we remember.
-            _add_receiver(record.sub_mchid, part, c, now, again=op.kind == steps.FINAL_OP)
+            if op.kind != steps.RETURN_OP and part.amount_fen:
+                _add_receiver(record.sub_mchid, part, c, now, again=op.kind == steps.FINAL_OP)
     except ProviderUnavailable:
         return _later(record, state, c, now)
     stored = steps.with_operation(state, op)
@@ -189,14 +208,18 @@ def _send(record, state, step, c: Collaborators, now: float, receivers) -> bool:
     from chalicelib.wechat.pay import ProviderRefused, ProviderUnavailable, SplitNotReady, SplitReceiver
 
     op = step.operation
+    if op.kind == steps.RETURN_OP:
+        return _send_return(record, state, op, c, now)
+    sent = [p for p in op.parts if p.amount_fen]
     try:
-        if op.kind == steps.UNFREEZE_OP:
+        if op.kind == steps.UNFREEZE_OP or not sent:
+            # Nothing to pay out (a final split whose commissions all went to clawbacks): unfreeze.
             c.provider.unfreeze(record.sub_mchid, record.transaction_id, op.out_order_no,
                                 "分账完成，剩余资金解冻给商户")
         else:
             c.provider.request_split(
                 record.sub_mchid, record.transaction_id, op.out_order_no,
-                [SplitReceiver(p.type, p.account, p.amount_fen, _description(p)) for p in op.parts],
+                [SplitReceiver(p.type, p.account, p.amount_fen, _description(p)) for p in sent],
                 unfreeze_unsplit=op.unfreeze_unsplit)
     except SplitNotReady:
         # Not settled yet: the same number is asked again later (it carried nothing).
@@ -217,6 +240,8 @@ def _poll(record, state, step, c: Collaborators, now: float, receivers) -> bool:
     from chalicelib.wechat.pay import ProviderUnavailable
 
     op = step.operation
+    if op.kind == steps.RETURN_OP:
+        return _poll_return(record, state, op, c, now)
     try:
         result = c.provider.query_split(record.sub_mchid, record.transaction_id, op.out_order_no)
     except ProviderUnavailable:
@@ -240,13 +265,86 @@ def _poll(record, state, step, c: Collaborators, now: float, receivers) -> bool:
                     paid.append(current)
     saved = _save(record, outcome.state, c, now, next_action_at=now,
                   entries=tuple((f"split#{op.out_order_no}#{n}", e) for n, e in enumerate(outcome.entries)),
-                  paid_commissions=tuple(paid),
+                  paid_commissions=tuple(paid), recoveries=_recoveries(outcome.recovered, record.dealer_id, c),
                   alerts=_given_up_alerts(record.order_id, outcome.given_up, op.out_order_no, c, now))
     if saved:
         log.info("split finished", extra={"fields": {
             "order_id": record.order_id, "out_order_no": op.out_order_no, "kind": op.kind,
             "booked_fen": sum(e.amount_fen for e in outcome.entries), "given_up": sorted(outcome.given_up.values())}})
     return saved
+
+
+def _send_return(record, state, op, c: Collaborators, now: float) -> bool:
+    """Ask the brand's account to give back what a refund took from the dealer (分账回退,
+    synchronous at WeChat; the number was stored first, so asking again is the same return)."""
+    from chalicelib.wechat.pay import ProviderRefused, ProviderUnavailable
+
+    part = op.parts[0]
+    try:
+        result = c.provider.create_return(record.sub_mchid, op.from_out_order_no, op.out_order_no, part.account,
+                                          part.amount_fen, "订单退款，品牌货款回退")
+    except ProviderUnavailable:
+        return _later(record, state, c, now)
+    except ProviderRefused as refusal:        # not opted in, nothing left to return, ...: the brand owes it
+        return _return_ended(record, state, op, "FAILED", refusal.provider_code, c, now)
+    if result.result in ("SUCCESS", "FAILED"):
+        return _return_ended(record, state, op, result.result, result.fail_reason, c, now)
+    return _save(record, steps.accepted(state, op.out_order_no, now), c, now, next_action_at=now + steps.POLL_AFTER_S)
+
+
+def _poll_return(record, state, op, c: Collaborators, now: float) -> bool:
+    from chalicelib.wechat.pay import ProviderRefused, ProviderUnavailable
+
+    try:
+        result = c.provider.query_return(record.sub_mchid, op.from_out_order_no, op.out_order_no)
+    except ProviderUnavailable:
+        return _later(record, state, c, now)
+    except ProviderRefused as refusal:
+        return _return_ended(record, state, op, "FAILED", refusal.provider_code, c, now)
+    if result.result not in ("SUCCESS", "FAILED"):
+        waiting = steps._replace_op(state, replace(op, poll_at=now + steps.POLL_AFTER_S))
+        _save(record, waiting, c, now, next_action_at=now + steps.POLL_AFTER_S)
+        return False
+    return _return_ended(record, state, op, result.result, result.fail_reason, c, now)
+
+
+def _return_ended(record, state, op, result: str, reason: str | None, c: Collaborators, now: float) -> bool:
+    ended, entries = steps.return_finished(state, op.out_order_no, result, reason, record.dealer_id)
+    alerts = ()
+    if result != "SUCCESS":
+        alerts = (_alert("RETURN_FAILED", f"{record.order_id}-{op.out_order_no[-3:]}",
+                         "The brand's share of a refund could not be returned through WeChat Pay: the brand owes it"
+                         " to the dealer on the statement.", c, now, order_id=record.order_id, reason=reason,
+                         out_return_no=op.out_order_no, amount_fen=op.parts[0].amount_fen),)
+    return _save(record, ended, c, now, next_action_at=now, alerts=alerts,
+                 entries=tuple((f"return#{op.out_order_no}", e) for e in entries))
+
+
+def _recovering(part: steps.Part, dealer_id: str, c: Collaborators) -> steps.Part:
+    """A promoter's part of the final split less what they owe for clawbacks on this
+    dealer's sales (kept back by the dealer, booked as recovered when the split succeeds)."""
+    if part.role == steps.BRAND_ROLE:
+        return part
+    owed = sum(int(cb.owed_fen) for cb in c.settlement.open_clawbacks(part.role[len(rules.PROMOTER_PREFIX):],
+                                                                      dealer_id))
+    kept = min(owed, part.amount_fen)
+    return replace(part, amount_fen=part.amount_fen - kept, recovered_fen=kept) if kept else part
+
+
+def _recoveries(recovered: dict, dealer_id: str, c: Collaborators) -> tuple:
+    """(clawback, fen, CLAWBACK entry on its order) for what each promoter had kept back,
+    oldest clawback first."""
+    found = []
+    for promoter_id, fen in recovered.items():
+        for clawback in c.settlement.open_clawbacks(promoter_id, dealer_id):
+            if not fen:
+                break
+            taken = min(fen, int(clawback.owed_fen))
+            found.append((clawback, taken, rules.LedgerEntry(
+                clawback.order_id, rules.dealer_account(dealer_id), rules.promoter_account(promoter_id), taken,
+                rules.CLAWBACK)))
+            fen -= taken
+    return tuple(found)
 
 
 def _readd(record, state, step, c: Collaborators, now: float, receivers) -> bool:
@@ -288,23 +386,60 @@ def _expire(record, state, step, c: Collaborators, now: float, receivers) -> boo
     alert = _alert("SPLIT_DEADLINE_MISSED", record.order_id,
                    "The payment could not be split by day 28 (not settled?): the brand's share is now a receivable"
                    " on the dealer's statement" + (", and commissions are still owed to promoters." if unpaid else "."),
-                   c, now, receivable_fen=state.receivable_target_fen(), unpaid_commission_fen=unpaid)
+                   c, now, receivable_fen=_ended(state, steps.EXPIRED).receivable_target_fen(),
+                   unpaid_commission_fen=unpaid)
     return _finish(record, state, c, now, steps.EXPIRED, alerts=(alert,))
 
 
-def _finish(record, state, c: Collaborators, now: float, status: str, alerts: tuple = ()) -> bool:
+def _ended(state, status: str):
     # Numbers stored but only ever answered "not settled" were never accepted: nothing to follow.
-    final = replace(state, status=status, operations=tuple(
+    return replace(state, status=status, operations=tuple(
         replace(op, state=steps.REFUSED) if op.state == steps.STORED and op.not_ready else op
         for op in state.operations))
-    booked = rules.balances(_ledger(record.order_id, c)).get(rules.CLAIM_ACCOUNT, 0)
-    entries = steps.closing_entries(final, booked)
-    return _save(record, final, c, now, status=status, next_action_at=None, alerts=alerts,
-                 entries=tuple((f"close#{e.cause}", e) for e in entries))
+
+
+def _finish(record, state, c: Collaborators, now: float, status: str, alerts: tuple = ()) -> bool:
+    return _save(record, _ended(state, status), c, now, status=status, next_action_at=None, alerts=alerts)
+
+
+def _unwind(record, state, step, c: Collaborators, now: float, receivers) -> bool:
+    """A refund's commissions: cancelled where not paid yet, clawed back where paid (the
+    brand's share follows by itself: the memo, a return if the brand holds too much)."""
+    from chalicelib.db.records import CommissionRecord
+    from chalicelib.db.splits import commission_shard
+
+    unwound, cancelled, clawed = steps.unwind(state, step.refund.refund_id)
+    cancels = []
+    for promoter_id, fen in cancelled.items():
+        for commission in sorted(_commissions(record.order_id, promoter_id, c), key=lambda cm: -int(cm.level)):
+            if fen and commission.status in ("PENDING", "EARNED") and int(commission.amount_fen) > 0:
+                taken = min(fen, int(commission.amount_fen))
+                cancels.append((commission, taken))
+                fen -= taken
+    clawbacks = tuple(
+        CommissionRecord(promoter_id, f"clawback#{int(now * 1000):015d}#{record.order_id}#{step.refund.refund_id}",
+                         order_id=record.order_id, buyer_id="", dealer_id=record.dealer_id, level=0, amount_fen=fen,
+                         owed_fen=fen, refund_id=step.refund.refund_id, status="OWED", created_at=now,
+                         earn_due_at=now + CLAWBACK_WRITE_OFF_DAYS * 86400,
+                         pending_shard="W" + commission_shard(record.order_id)[1:])
+        for promoter_id, fen in clawed.items())
+    saved = _save(record, unwound, c, now, next_action_at=now, cancelled=tuple(cancels), clawbacks=clawbacks)
+    if saved:
+        log.info("refund unwound", extra={"fields": {
+            "order_id": record.order_id, "refund_id": step.refund.refund_id,
+            "cancelled_fen": sum(cancelled.values()), "clawed_back_fen": sum(clawed.values())}})
+    return saved
+
+
+def _commissions(order_id: str, promoter_id: str, c: Collaborators) -> list:
+    """The promoter's commission records on this order, read consistently (the index gives
+    the keys)."""
+    return [c.splits.commission(cm.promoter_id, cm.commission_id) for cm in c.splits.commissions_of_order(order_id)
+            if cm.promoter_id == promoter_id]
 
 
 _STEPS = {"FIT": _fit, "REQUEST": _request, "SEND": _send, "POLL": _poll, "READD": _readd,
-          "CLOSE": _close, "EXPIRE": _expire}
+          "CLOSE": _close, "EXPIRE": _expire, "UNWIND": _unwind}
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -326,6 +461,10 @@ def _save(record, state, c: Collaborators, now: float, *, next_action_at, alerts
     transaction (a crash cannot lose one) and logged once it holds."""
     from chalicelib.services.alerts import log_alert
 
+    state, memo = steps.memo_entries(state)
+    if memo:
+        changes["entries"] = tuple(changes.get("entries", ())) + tuple(
+            (f"memo#{int(record.version) + 1}", entry) for entry in memo)
     saved = c.settlement.save(record, settlement=state.to_json(), now=now, next_action_at=next_action_at,
                               alerts=alerts, **changes)
     if saved:
@@ -366,10 +505,6 @@ def _earn_commissions(order_id: str, promoter_id: str, c: Collaborators, now: fl
             c.splits.earn(commission, now)
 
 
-def _ledger(order_id: str, c: Collaborators) -> list:
-    return [rules.LedgerEntry(order_id, r.debit, r.credit, int(r.amount_fen), r.cause) for r in c.splits.ledger(order_id)]
-
-
 def _given_up_alerts(order_id: str, reasons: dict, out_order_no: str | None, c: Collaborators, now: float,
                      **detail) -> tuple:
     alerts = []
@@ -394,6 +529,52 @@ def _alert(kind: str, subject: str, message: str, c: Collaborators, now: float, 
     return alert_record(kind, subject, message, order=order, detail=detail, network=c.network, now=now)
 
 
+def record_refund(order_id: str, refund_id: str, c: Collaborators, now: float, attempts: int = 5) -> str:
+    """UNWIND_SPLIT (a refund succeeded): the plan learns of it once, and the job unwinds it
+    at once — even on a plan finished long ago (a return, a clawback, the memo)."""
+    from chalicelib.errors import Internal
+
+    refund = c.refunds.get(refund_id)
+    if refund is None or refund.order_id != order_id:
+        return "NO_REFUND"
+    units = {}
+    for line in refund.lines or []:
+        units[line["sku"]] = units.get(line["sku"], 0) + int(line["quantity"])
+    for _ in range(attempts):
+        record = c.settlement.load(order_id)
+        if record is None or record.paid_at is None:
+            # The payment's PLAN_SPLIT has not been consumed yet: fail, so this is retried.
+            raise Internal("The order's split plan is not made yet: the refund is unwound later.", order_id=order_id)
+        state = _state(record)
+        recorded = steps.with_refund(state, steps.RefundUnwind(refund_id, int(refund.amount_fen), units))
+        if recorded is state:
+            return "ALREADY_RECORDED"
+        if _save(record, recorded, c, now, next_action_at=now):
+            return "RECORDED"
+    raise Internal("The split plan kept changing: the refund is unwound later.", order_id=order_id)
+
+
+def unwind_before_refund(order_id: str, refund_id: str, c: Collaborators, now: float) -> None:
+    """Right before a refund is sent to WeChat Pay: the brand gives back its share of the
+    refunded units first (a return is synchronous), so the dealer's account can pay the
+    refund. Best effort, never in the refund's way: whatever fails here is done by the
+    job once the refund succeeded (UNWIND_SPLIT)."""
+    try:
+        record_refund(order_id, refund_id, c, now)
+        settle_order(order_id, c, now, only=_refund_work)
+    except Exception as exc:  # noqa: BLE001 - the customer's refund is never held back
+        log.warning("unwinding before the refund was left to the job", extra={"fields": {
+            "order_id": order_id, "refund_id": refund_id, "error": type(exc).__name__,
+            "code": getattr(exc, "code", None)}})
+
+
+def on_unwind_split(outbox_id: str, payload: dict) -> None:
+    """The outbox consumer for UNWIND_SPLIT."""
+    from chalicelib.services import wiring
+
+    record_refund(payload["order_id"], payload["refund_id"], collaborators(), wiring.now())
+
+
 def collaborators() -> Collaborators:
     from chalicelib.config import settings
     from chalicelib.services import wiring
@@ -401,4 +582,4 @@ def collaborators() -> Collaborators:
     s = settings()
     return Collaborators(settlement=wiring.settlement(), splits=wiring.splits(), customers=wiring.customers(),
                          orders=wiring.orders(), network=wiring.network(), alerts=wiring.alerts(),
-                         provider=wiring.payments(), brand_mchid=s.brand_mchid, brand_legal_name=s.brand_legal_name)
+                         provider=wiring.payments(), refunds=wiring.refunds(), brand_mchid=s.brand_mchid, brand_legal_name=s.brand_legal_name)

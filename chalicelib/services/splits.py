@@ -97,7 +97,8 @@ def plan_order_split(order_id: str, *, orders, splits, network, catalogue, commi
                              transaction_id=order.transaction_id, status="PLANNED", plan=plan.to_json(),
                              max_ratio_bps=max_ratio, splittable_fen=splittable, created_at=now,
                              paid_at=float(order.paid_at), commission_due_at=earn_due if commissions else None,
-                             settlement={}, version=0, due_shard=due_shard(order_id),
+                             settlement={"lines": [[l.sku, l.quantity, l.unit_cost_fen] for l in lines]},
+                             version=0, due_shard=due_shard(order_id),
                              next_action_at=float(order.paid_at) + EARLIEST_AFTER_PAYMENT_S)
     try:
         splits.record_plan(record, entries, commissions, now)
@@ -143,12 +144,27 @@ def on_order_completed(outbox_id: str, payload: dict) -> None:
     wiring.settlement().bring_commissions_forward(order.order_id, window_closes)
 
 
-def earn_due_commissions(*, splits, now: float) -> dict:
-    """The earning job: every PENDING commission whose day has come becomes EARNED."""
-    earned = skipped = 0
+def earn_due_commissions(*, splits, now: float, alerts=None, network=None, orders=None) -> dict:
+    """The earning job: every PENDING commission whose day has come becomes EARNED; every
+    clawback still owed 90 days after its refund is written off as the dealer's loss, and
+    reported (an alert on its order)."""
+    earned = skipped = written_off = 0
     for commission in splits.due_commissions(now):
         if splits.earn(commission, now):
             earned += 1
         else:
             skipped += 1
-    return {"earned": earned, "skipped": skipped}
+    for clawback in splits.due_clawbacks(now):
+        owed = int(clawback.owed_fen or 0)
+        if not splits.write_off(clawback, now):
+            continue
+        written_off += 1
+        if alerts is not None:
+            from chalicelib.services.alerts import raise_alert
+
+            raise_alert("CLAWBACK_WRITTEN_OFF", f"{clawback.order_id}-{clawback.commission_id[-12:]}",
+                        "A promoter's clawed-back commission was not recovered within 90 days: written off as the"
+                        " dealer's loss.", order=orders.get(clawback.order_id),
+                        detail={"written_off_fen": owed, "refund_id": clawback.refund_id},
+                        alerts=alerts, network=network, now=now)
+    return {"earned": earned, "skipped": skipped, "written_off": written_off}

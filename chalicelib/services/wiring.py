@@ -134,6 +134,13 @@ def settlement():
 
 
 @functools.lru_cache(maxsize=1)
+def statements():
+    from chalicelib.db.statements import StatementRepository
+
+    return StatementRepository()
+
+
+@functools.lru_cache(maxsize=1)
 def payments():
     from chalicelib.wechat.pay import default_client
 

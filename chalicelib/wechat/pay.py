@@ -10,7 +10,7 @@ Profit sharing (partner mode, ``/v3/profitsharing/*`` with ``sub_mchid``) goes t
 SDK's own ``profitsharing_*`` methods: they build wechatpay-v3.md §6's bodies and paths,
 encrypt receiver names with the WeChat Pay public key and, in public-key mode, send that
 key's id as ``Wechatpay-Serial`` on every request. Every idempotency key
-(``out_order_no``) comes from the caller; nothing here makes one up.
+(``out_order_no``, a return's ``out_return_no``) comes from the caller; nothing here makes one up.
 """
 from __future__ import annotations
 
@@ -118,7 +118,9 @@ RECEIVER_CLOSED = "CLOSED"               # failed for good (fail_reason); the mo
 # (query_split): WeChat allows "|" too, but the SDK signs the raw "|" while requests sends
 # "%7C" (wechatpay-v3.md §9), so such a split could never be queried.
 _IDS = {"sub_mchid": re.compile(r"[0-9]{1,32}"), "transaction_id": re.compile(r"[0-9A-Za-z]{1,32}"),
-        "out_order_no": re.compile(r"[0-9A-Za-z_*@-]{1,64}")}
+        "out_order_no": re.compile(r"[0-9A-Za-z_*@-]{1,64}"),
+        # returns (query_return puts out_return_no in the path and out_order_no in the query)
+        "out_return_no": re.compile(r"[0-9A-Za-z_*@-]{1,64}"), "return_mchid": re.compile(r"[0-9]{1,32}")}
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,26 @@ class SplitResult:
     raw: dict
 
 
+# Results of a return (分账回退)
+RETURN_PROCESSING = "PROCESSING"         # not decided yet: query_return later (same out_return_no)
+RETURN_SUCCESS = "SUCCESS"               # the money went back from the receiver to the sub-merchant
+RETURN_FAILED = "FAILED"                 # nothing moved (fail_reason: BALANCE_NOT_ENOUGH, ...)
+
+
+@dataclass(frozen=True)
+class ReturnResult:
+    """A return of money a MERCHANT_ID receiver got from one split order, as WeChat Pay sees it.
+    FAILED is an answer, not an error: the operation was carried out and moved nothing."""
+    out_return_no: str
+    return_id: str | None       # WeChat's return id
+    out_order_no: str | None    # the split order it returns from
+    return_mchid: str
+    amount_fen: int
+    result: str                 # RETURN_PROCESSING, RETURN_SUCCESS, RETURN_FAILED
+    fail_reason: str | None     # when FAILED: BALANCE_NOT_ENOUGH, ACCOUNT_ABNORMAL, TIME_OUT_CLOSED, ...
+    raw: dict
+
+
 class PaymentProvider(Protocol):
     def prepay(self, request: Prepay) -> str: ...
     def payment_params(self, prepay_id: str) -> dict: ...
@@ -198,6 +220,9 @@ class ProfitSharingProvider(Protocol):
     def unfreeze(self, sub_mchid: str, transaction_id: str, out_order_no: str, description: str) -> SplitResult: ...
     def unsplit_amount(self, transaction_id: str) -> int: ...
     def max_ratio(self, sub_mchid: str) -> int: ...
+    def create_return(self, sub_mchid: str, out_order_no: str, out_return_no: str, return_mchid: str,
+                      amount_fen: int, description: str) -> ReturnResult: ...
+    def query_return(self, sub_mchid: str, out_order_no: str, out_return_no: str) -> ReturnResult: ...
 
 
 class WeChatPayClient:
@@ -346,6 +371,38 @@ class WeChatPayClient:
         body = self._sharing("max_ratio", sub_mchid, lambda: self._sdk.profitsharing_config_query(sub_mchid=sub_mchid))
         return _fen(body.get("max_ratio"), "max_ratio")
 
+    def _returning(self, api: str, key: str, send) -> dict:
+        try:
+            return self._call(api, key, send)[1]
+        except ProviderRefused as refused:
+            mapped = _return_error(api, refused)
+            if mapped is refused:
+                raise
+            raise mapped from refused
+
+    def create_return(self, sub_mchid: str, out_order_no: str, out_return_no: str, return_mchid: str,
+                      amount_fen: int, description: str) -> ReturnResult:
+        """Take ``amount_fen`` the MERCHANT_ID receiver ``return_mchid`` got from the split order
+        ``out_order_no`` back to the sub-merchant (synchronous at WeChat). Asking again with the same
+        out_return_no is the same request; a FAILED result comes back as a result, not raised."""
+        _check_ids(sub_mchid=sub_mchid, out_order_no=out_order_no, out_return_no=out_return_no,
+                   return_mchid=return_mchid)
+        if type(amount_fen) is not int or amount_fen < 1:
+            raise ValueError(f"amount_fen must be a positive int of fen, not {amount_fen!r}")
+        if not isinstance(description, str) or not 1 <= len(description) <= 80:
+            raise ValueError("a return needs a description of 1 to 80 characters")
+        body = self._returning("create_return", out_return_no, lambda: self._sdk.profitsharing_return(
+            out_return_no=out_return_no, return_mchid=return_mchid, amount=amount_fen, description=description,
+            out_order_no=out_order_no, sub_mchid=sub_mchid))
+        return _return_result(body, out_return_no, "create_return")
+
+    def query_return(self, sub_mchid: str, out_order_no: str, out_return_no: str) -> ReturnResult:
+        """A return as it stands (RESOURCE_NOT_EXISTS: WeChat never took it)."""
+        _check_ids(sub_mchid=sub_mchid, out_order_no=out_order_no, out_return_no=out_return_no)
+        body = self._returning("query_return", out_return_no, lambda: self._sdk.profitsharing_return_query(
+            out_order_no=out_order_no, out_return_no=out_return_no, sub_mchid=sub_mchid))
+        return _return_result(body, out_return_no, "query_return")
+
 
 # WeChat's messages for "not settled yet" vary ("订单处理中，请稍后重试", "订单处理中,暂时无法分账",
 # "订单正在处理中", "...请在到达结算周期之后再请求分账"); all say 处理中.
@@ -371,6 +428,16 @@ def _sharing_error(api: str, refused: ProviderRefused) -> StoreLinkError:
     return refused             # PARAM_ERROR, NO_AUTH, SIGN_ERROR, RESOURCE_NOT_EXISTS, ...: not retryable
 
 
+def _return_error(api: str, refused: ProviderRefused) -> StoreLinkError:
+    """A refused return: worth asking again with the same out_return_no (ProviderUnavailable), or
+    WeChat's refusal as it is (INVALID_REQUEST over what is left or the split not finished, NO_AUTH
+    when the receiver has not agreed to returns, PARAM_ERROR, RESOURCE_NOT_EXISTS, ...)."""
+    code, status = refused.provider_code, refused.http_status
+    if status >= 500 or status == 429 or code in _RETRYABLE_CODES:
+        return ProviderUnavailable(api=api, provider_code=code, provider_status=status)
+    return refused
+
+
 def _check_ids(**ids: str) -> None:
     for name, value in ids.items():
         if not isinstance(value, str) or not _IDS[name].fullmatch(value):
@@ -392,6 +459,13 @@ def _split_result(body: dict, out_order_no: str, api: str) -> SplitResult:
         for r in body.get("receivers") or ())
     return SplitResult(out_order_no=body.get("out_order_no", out_order_no), transaction_id=body.get("transaction_id"),
                        order_id=body.get("order_id"), state=body.get("state", ""), receivers=receivers, raw=body)
+
+
+def _return_result(body: dict, out_return_no: str, api: str) -> ReturnResult:
+    return ReturnResult(out_return_no=body.get("out_return_no", out_return_no), return_id=body.get("return_id"),
+                        out_order_no=body.get("out_order_no"), return_mchid=body.get("return_mchid", ""),
+                        amount_fen=_fen(body.get("amount"), api), result=body.get("result", ""),
+                        fail_reason=body.get("fail_reason"), raw=body)
 
 
 def _refund(body: dict, out_refund_no: str) -> ProviderRefund:

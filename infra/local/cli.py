@@ -2,6 +2,7 @@
 
     ./storelink token --role brand|dealer|store --tenant <id>
     ./storelink clock [--advance 90s|2h|8d]
+    ./storelink job <name> [--date YYYY-MM-DD]
 """
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from infra.local.environment import PROJECT_DIR
 from infra.local.tokens import mint_backoffice_token
 
 TENANT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# The jobs that read {"date": "YYYY-MM-DD"} from their event's detail (the day to work
+# on instead of their default one); --date is refused for the others.
+DATED_JOBS = ("check-ledgers", "reconcile")
 
 
 def _data_dir(args) -> Path:
@@ -111,12 +115,23 @@ def cmd_job(args) -> int:
     if args.name not in jobs:
         print(f"storelink: unknown job {args.name!r}; jobs: {', '.join(sorted(jobs))}", file=sys.stderr)
         return 2
-    if args.date and args.name != "reconcile":
-        print("storelink: --date applies to the reconcile job only", file=sys.stderr)
-        return 2
+    detail = {}
+    if args.date is not None:
+        if args.name not in DATED_JOBS:
+            print(f"storelink: --date applies to {', '.join(j for j in DATED_JOBS if j in jobs)} only",
+                  file=sys.stderr)
+            return 2
+        from datetime import date
+
+        try:
+            date.fromisoformat(args.date)
+        except ValueError:
+            print("storelink: --date must be YYYY-MM-DD", file=sys.stderr)
+            return 2
+        detail["date"] = args.date
     handler = getattr(app_module, jobs[args.name].handler_string.split(".")[-1])
     event = {"version": "0", "id": "manual", "detail-type": "Scheduled Event", "source": "storelink.cli",
-             "account": "000000000000", "time": "", "region": "local", "resources": [], "detail": {}}
+             "account": "000000000000", "time": "", "region": "local", "resources": [], "detail": detail}
     try:
         result = handler(event, None)
     except Exception as exc:  # noqa: BLE001 - reported with a non-zero exit
@@ -146,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
     job = commands.add_parser("job", parents=[common], help="run a scheduled job once")
     job.add_argument("name")
-    job.add_argument("--date", help="YYYY-MM-DD (reconcile)")
+    job.add_argument("--date", metavar="YYYY-MM-DD",
+                     help=f"the day to work on instead of the job's default ({', '.join(DATED_JOBS)})")
     job.set_defaults(run=cmd_job)
 
     demo = commands.add_parser("demo", parents=[common], help="narrate one order's whole life against the running stack")

@@ -175,7 +175,8 @@ def test_the_brand_is_split_after_settlement_and_the_promoter_after_the_window(s
     again = login(stack.urls["api"], a_code).json()          # 25 days on: a new session, the same customer
     assert again["customer_id"] == a_id
     mine = call(stack, "GET", "/v1/me/promoter", headers={"Authorization": f"Bearer {again['token']}"})
-    assert mine.json()["amounts"] == {"pending_fen": 0, "earned_fen": 0, "paid_fen": 5000}
+    assert mine.json()["amounts"] == {"pending_fen": 0, "earned_fen": 0, "paid_fen": 5000,
+                                       "clawback_owed_fen": 0}
 
 
 # --- the cap: 30 % split, 55 % receivable ----------------------------------------------------

@@ -43,7 +43,7 @@ def fake():
 @pytest.fixture
 def c(stores, fake):
     return Collaborators(settlement=wiring.settlement(), splits=wiring.splits(), customers=wiring.customers(),
-                         orders=wiring.orders(), network=wiring.network(), alerts=wiring.alerts(), provider=fake,
+                         orders=wiring.orders(), network=wiring.network(), alerts=wiring.alerts(), provider=fake, refunds=wiring.refunds(),
                          brand_mchid=BRAND_MCHID, brand_legal_name=BRAND_NAME)
 
 
@@ -75,7 +75,7 @@ def load(oid):
 def state(oid) -> steps.Settlement:
     r = load(oid)
     return steps.Settlement.from_json(r.order_id, float(r.paid_at), r.commission_due_at, steps.plan_from_json(r.plan),
-                                      r.settlement, status=r.status)
+                                      r.settlement, status=r.status, max_ratio_bps=int(r.max_ratio_bps))
 
 
 def ops(oid):

@@ -65,7 +65,7 @@ def test_a_promoters_commission_is_planned_pending_and_shows_in_their_own_accoun
 
     account = stores.get("/v1/me/promoter", who="amy").json
     assert account["downline"] == {"level_1": 1, "level_2": 0, "level_3": 0}
-    assert account["amounts"] == {"pending_fen": 990, "earned_fen": 0, "paid_fen": 0}
+    assert account["amounts"] == {"pending_fen": 990, "earned_fen": 0, "paid_fen": 0, "clawback_owed_fen": 0}
     assert [(r["order_id"], r["level"], r["amount_fen"], r["status"]) for r in account["recent"]] == [
         (oid, 1, 990, "PENDING")]
     # alice is no promoter: she has no account, and nothing of amy's reaches her.
@@ -107,12 +107,13 @@ def test_commissions_are_earned_on_day_25_or_when_the_after_sale_window_closes(s
     OrderRecord(second).update(actions=[OrderRecord.status.set("COMPLETED"),
                                         OrderRecord.completed_at.set(paid_at + 3 * DAY)])
     on_order_completed("ob", {"order_id": second})
-    assert earn_due_commissions(splits=wiring.splits(), now=paid_at + 10 * DAY - 1) == {"earned": 0, "skipped": 0}
-    assert earn_due_commissions(splits=wiring.splits(), now=paid_at + 10 * DAY) == {"earned": 1, "skipped": 0}
-    assert earn_due_commissions(splits=wiring.splits(), now=paid_at + 25 * DAY) == {"earned": 1, "skipped": 0}
-    assert earn_due_commissions(splits=wiring.splits(), now=paid_at + 40 * DAY) == {"earned": 0, "skipped": 0}
+    assert earn_due_commissions(splits=wiring.splits(), now=paid_at + 10 * DAY - 1) == {"earned": 0, "skipped": 0, "written_off": 0}
+    assert earn_due_commissions(splits=wiring.splits(), now=paid_at + 10 * DAY) == {"earned": 1, "skipped": 0, "written_off": 0}
+    assert earn_due_commissions(splits=wiring.splits(), now=paid_at + 25 * DAY) == {"earned": 1, "skipped": 0, "written_off": 0}
+    assert earn_due_commissions(splits=wiring.splits(), now=paid_at + 40 * DAY) == {
+        "earned": 0, "skipped": 0, "written_off": 0}
     amounts = stores.get("/v1/me/promoter", who="amy").json["amounts"]
-    assert amounts == {"pending_fen": 0, "earned_fen": 1980, "paid_fen": 0}
+    assert amounts == {"pending_fen": 0, "earned_fen": 1980, "paid_fen": 0, "clawback_owed_fen": 0}
 
 
 def test_a_new_price_or_cost_must_leave_room_for_the_commissions(shop):  # noqa: F811

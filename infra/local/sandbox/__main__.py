@@ -20,6 +20,7 @@ from infra.local.sandbox.pay import Payments
 from infra.local.sandbox.profitsharing import ProfitSharing
 from infra.local.sandbox.refunds import Refunds
 from infra.local.sandbox.requests_log import RequestLog
+from infra.local.sandbox.returns import ProfitSharingReturns
 from infra.local.sandbox.shipping import ShippingApis
 from infra.local.sandbox.signing import SandboxPayKeys
 from infra.local.sandbox.state import SandboxState
@@ -91,6 +92,7 @@ def build(data_dir: Path, host: str, port: int) -> Sandbox:
     payments.routes(router, gateway)
     refunds.routes(router, gateway)
     profitsharing.routes(router, gateway)
+    ProfitSharingReturns(state, clock, profitsharing, merchants, request_log).routes(router, gateway)
     merchants.routes(router)
     request_log.routes(router)
     faults.routes(router)

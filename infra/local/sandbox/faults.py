@@ -11,7 +11,8 @@ or any — ends CLOSED with that reason, NO_RELATION by default),
 answers SYSTEM_ERROR / FREQUENCY_LIMITED / ... instead; with ``carried_out`` the
 operation is done first and its answer lost) and ``profitsharing_slow``
 ``{"delay_s", "api"?}`` (the answer comes that many wall seconds late: a client
-timeout). The other kinds are validated and stored for the parts that will read
+timeout); their ``api`` may also be ``profitsharing_return`` /
+``profitsharing_return_query`` (``returns.py``). The other kinds are validated and stored for the parts that will read
 them (bills): ``Faults.active(kind)`` / ``Faults.take(kind)`` / ``Faults.take_matching``.
 """
 from __future__ import annotations

@@ -52,6 +52,9 @@ next split(s) ends CLOSED with the given reason), ``profitsharing_error`` (answe
 error, optionally after carrying the operation out — a lost answer),
 ``profitsharing_slow`` (answer late: a client timeout); ``response_bad_signature``
 applies as to every /v3 answer.
+
+Returns of split orders (分账回退) are ``returns.py``; ``GET /sandbox/profitsharing`` shows
+them per split order (``returns``, ``returned``) and ``returned`` per account overall.
 """
 from __future__ import annotations
 
@@ -69,6 +72,7 @@ from infra.local.sandbox import fields
 from infra.local.sandbox.http import Reply, Request
 from infra.local.sandbox.merchants import is_merchant
 from infra.local.sandbox.pay import canonical
+from infra.local.sandbox.returns import returns_of
 from infra.local.sandbox.v3 import V3Error, json_body, ok, param_error
 
 OUT_ORDER_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")
@@ -79,7 +83,8 @@ FAIL_REASONS = ("ACCOUNT_ABNORMAL", "NO_RELATION", "RECEIVER_HIGH_RISK", "RECEIV
                 "NO_AUTH", "RECEIVER_RECEIPT_LIMIT", "PAYER_ACCOUNT_ABNORMAL", "INVALID_REQUEST")
 # The APIs a profitsharing_error / profitsharing_slow fault can name.
 FAULT_APIS = ("receivers_add", "receivers_delete", "profitsharing_order", "profitsharing_unfreeze",
-              "profitsharing_query", "profitsharing_amounts", "profitsharing_config")
+              "profitsharing_query", "profitsharing_amounts", "profitsharing_config",
+              "profitsharing_return", "profitsharing_return_query")   # the last two: returns.py
 # Codes a profitsharing_error fault can answer, with their HTTP status.
 FAULT_CODES = {"SYSTEM_ERROR": 500, "FREQUENCY_LIMITED": 429, "NO_AUTH": 403, "INVALID_REQUEST": 400}
 FAULT_MESSAGES = {"SYSTEM_ERROR": "系统错误，请使用相同参数稍后重新调用",
@@ -298,6 +303,8 @@ class ProfitSharing:
             code = error.get("code", "SYSTEM_ERROR")
             raise V3Error(FAULT_CODES[code], code, FAULT_MESSAGES[code])
         return reply
+
+    faulted = _faulted   # returns.py runs its APIs under the same faults
 
     def _planned_failure(self, account: str) -> str | None:
         """The fail_reason an injected fault gives this receiver of a split being accepted."""
@@ -667,6 +674,7 @@ class ProfitSharing:
         orders = self._state.rows("SELECT * FROM ps_orders WHERE transaction_id = ? ORDER BY created_at, rowid",
                                   (trade["transaction_id"],))
         received: dict[str, int] = {}
+        returned: dict[str, int] = {}           # account -> fen taken back by SUCCESS returns (returns.py)
         views = []
         for order in orders:
             receivers = self._order_receivers(order["out_order_no"])
@@ -674,7 +682,14 @@ class ProfitSharing:
                 for r in receivers:
                     if r["result"] == "SUCCESS":
                         received[r["account"]] = received.get(r["account"], 0) + r["amount_fen"]
+            returns = returns_of(self._state, order["out_order_no"])
+            order_returned: dict[str, int] = {}
+            for r in returns:
+                if r["result"] == "SUCCESS":
+                    order_returned[r["return_mchid"]] = order_returned.get(r["return_mchid"], 0) + r["amount"]
+                    returned[r["return_mchid"]] = returned.get(r["return_mchid"], 0) + r["amount"]
             views.append({**order_json(order, receivers), "kind": order["kind"],
+                          "returns": returns, "returned": order_returned,
                           "unfreeze_unsplit": bool(order["unfreeze_unsplit"]),
                           "created_at": rfc3339(order["created_at"]), "result_due_at": rfc3339(order["finish_at"]),
                           "finished_at": rfc3339(order["finished_at"]) if order["finished_at"] else None,
@@ -698,7 +713,7 @@ class ProfitSharing:
                 "at": rfc3339(unfrozen["unfrozen_at"]), "cause": unfrozen["cause"],
                 "out_order_no": unfrozen["out_order_no"], "amount_fen": unfrozen["amount_fen"]},
             "split_orders": sum(order["kind"] == "SPLIT" for order in orders),
-            "received": received, "orders": views})
+            "received": received, "returned": returned, "orders": views})
 
     def get_receivers_view(self, request: Request) -> Reply:
         sub_mchid = request.query.get("sub_mchid")

@@ -115,6 +115,16 @@ CREATE TABLE IF NOT EXISTS ps_unfrozen (
     transaction_id TEXT PRIMARY KEY, out_trade_no TEXT NOT NULL, unfrozen_at REAL NOT NULL,
     cause TEXT NOT NULL,                -- SPLIT (unfreeze_unsplit), UNFREEZE, AUTO
     out_order_no TEXT, amount_fen INTEGER NOT NULL);
+-- Returns of split orders (returns.py): one row per out_return_no (unique across the sandbox).
+CREATE TABLE IF NOT EXISTS ps_returns (
+    out_return_no TEXT PRIMARY KEY, return_id TEXT NOT NULL UNIQUE, sub_mchid TEXT NOT NULL,
+    out_order_no TEXT NOT NULL REFERENCES ps_orders (out_order_no), order_id TEXT NOT NULL,
+    transaction_id TEXT NOT NULL, return_mchid TEXT NOT NULL, amount_fen INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    request TEXT NOT NULL,              -- the body as first accepted, canonical JSON
+    result TEXT NOT NULL,               -- SUCCESS, FAILED (decided at once)
+    fail_reason TEXT, created_at REAL NOT NULL, finished_at REAL);
+CREATE INDEX IF NOT EXISTS ps_returns_by_order ON ps_returns (out_order_no, return_mchid);
 CREATE INDEX IF NOT EXISTS pay_transactions_paid ON pay_transactions (profit_sharing, success_at);
 """
 
