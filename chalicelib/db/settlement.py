@@ -40,15 +40,16 @@ class SettlementRepository:
     def save(self, record, *, settlement: dict, now: float, next_action_at: float | None, plan: dict | None = None,
              status: str | None = None, entries: tuple = (), paid_commissions: tuple = (),
              cut_commissions: tuple = (), alerts: tuple = (), cancelled: tuple = (), clawbacks: tuple = (),
-             recoveries: tuple = ()) -> bool:
+             recoveries: tuple = (), reservations: tuple = (), releases: tuple = ()) -> bool:
         """One step: the plan's new settlement state (and plan, status, next time) on its
         version, with the ledger ``entries`` (key, LedgerEntry), the commissions now PAID
         (records), the commissions cut by a refit ((record, fen cut)) and the alerts the
         step raises (records: written with the step, so a crash cannot lose one); for a
-        refund (M10) the commissions it cancels ((record, fen)), the clawbacks it opens
-        (new records) and, when a commission is paid, the clawbacks it recovers ((record,
-        fen, LedgerEntry on the clawed-back order)) — all or nothing. False when another
-        run moved the plan first."""
+        refund (M10) the commissions it cancels ((record, fen)) and the clawbacks it opens
+        (new records); for a final split the clawbacks its parts keep back (``reservations``
+        (record, fen), as it is stored), and at its end those recovered ((record, fen,
+        LedgerEntry on the clawed-back order)) or ``releases`` (a closed part) — all or
+        nothing. False when another run moved the plan first."""
         from pynamodb.exceptions import TransactWriteError
         from pynamodb.transactions import TransactWrite
 
@@ -105,14 +106,22 @@ class SettlementRepository:
                          -fen)
                 for clawback in clawbacks:
                     move(clawback.promoter_id, "clawback_owed_fen", int(clawback.owed_fen))
-                for clawback, fen, _ in recoveries:
-                    left = int(clawback.owed_fen) - fen
+                for clawback, fen in reservations:
                     tx.update(CommissionRecord(clawback.promoter_id, clawback.commission_id),
-                              actions=[CommissionRecord.owed_fen.add(-fen)]
-                              + ([CommissionRecord.status.set("RECOVERED"), CommissionRecord.pending_shard.remove()]
-                                 if left == 0 else []),
+                              actions=[CommissionRecord.owed_fen.add(-fen)],
                               condition=(CommissionRecord.status == "OWED") & (CommissionRecord.owed_fen >= fen))
                     move(clawback.promoter_id, "clawback_owed_fen", -fen)
+                for clawback, fen in releases:
+                    tx.update(CommissionRecord(clawback.promoter_id, clawback.commission_id),
+                              actions=[CommissionRecord.owed_fen.add(fen)], condition=CommissionRecord.status == "OWED")
+                    move(clawback.promoter_id, "clawback_owed_fen", fen)
+                for clawback, fen, _ in {r[0].commission_id: r for r in recoveries}.values():
+                    if int(clawback.owed_fen or 0) == 0:     # nothing more owed (kept back in full)
+                        tx.update(CommissionRecord(clawback.promoter_id, clawback.commission_id),
+                                  actions=[CommissionRecord.status.set("RECOVERED"),
+                                           CommissionRecord.pending_shard.remove()],
+                                  condition=(CommissionRecord.status == "OWED") & (CommissionRecord.owed_fen == 0))
+                for clawback, fen, _ in recoveries:
                     # what the promoter was paid, net: the commission kept back pays the old one
                     move(clawback.promoter_id, "paid_fen", -fen)
                 for commission, cut in cut_commissions:

@@ -135,6 +135,8 @@ class SplitRepository:
         from chalicelib.db.records import CommissionRecord, PromoterRecord
 
         owed = int(clawback.owed_fen or 0)
+        if owed == 0:        # all of it is being kept back from a final split under way
+            return False
         try:
             with TransactWrite(connection=transaction_connection()) as tx:
                 tx.update(CommissionRecord(clawback.promoter_id, clawback.commission_id),

@@ -68,6 +68,7 @@ class Part:
     fail_reason: str | None = None
     detail_id: str | None = None
     recovered_fen: int = 0       # a promoter's part: commission kept back to recover a clawback (M10)
+    recovering: tuple = ()       # ... from which clawbacks: ((commission_id, fen), ...), reserved when stored
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,8 @@ class Settlement:
         body = body or {}
         operations = tuple(
             Operation(out_order_no=op["out_order_no"], kind=op["kind"],
-                      parts=tuple(Part(**part) for part in op.get("parts", ())), state=op["state"],
+                      parts=tuple(Part(**{**part, "recovering": tuple(tuple(r) for r in part.get("recovering", ()))})
+                                  for part in op.get("parts", ())), state=op["state"],
                       stored_at=float(op.get("stored_at") or 0), poll_at=op.get("poll_at"),
                       not_ready=bool(op.get("not_ready")), from_out_order_no=op.get("from_out_order_no"))
             for op in body.get("operations", ()))

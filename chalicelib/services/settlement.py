@@ -3,6 +3,14 @@ provider until it waits for something (settlement, a result, the commission date
 finished. The rules of what comes next are in ``domain/settlement.py``; this module only
 does each step's I/O and writes its outcome on the plan's version.
 
+Refunds (M10) are unwound in the same walk: a refund is recorded on the plan right
+before it is sent to WeChat Pay (so the brand's share can come back through a return
+first and the dealer's account can pay it) and again when it succeeds (UNWIND_SPLIT,
+idempotent). Unwinding before success is deliberate: a refund the provider closes is
+retried until it succeeds, and one that ends ABNORMAL is raised for a person, who
+finishes it by hand — the customer's money is owed either way, so the splits must not
+keep carrying it.
+
 Safe to run twice at once and to re-run: every step is written with a condition on the
 plan's version (a run that loses stops working on that plan), a new operation's
 ``out_order_no`` is stored before it is sent, and sending a stored number again is the
@@ -192,6 +200,10 @@ def _request(record, state, step, c: Collaborators, now: float, receivers) -> bo
         for promoter_id in {p.role[len(rules.PROMOTER_PREFIX):] for p in op.parts if p.role != steps.BRAND_ROLE}:
             _earn_commissions(record.order_id, promoter_id, c, now)
         op = replace(op, parts=tuple(_recovering(part, record.dealer_id, c) for part in op.parts))
+        # What each promoter's part keeps back is taken off their clawbacks as the operation is
+        # stored (so two final splits never keep back the same clawback), and given back if
+        # the provider closes the part.
+        reservations = tuple((clawback, fen) for part in op.parts for clawback, fen in _clawbacks_of(part, c))
     try:
         for part in op.parts:
             # The final split cannot be retried (the provider unfreezes the rest), so its
@@ -201,6 +213,8 @@ def _request(record, state, step, c: Collaborators, now: float, receivers) -> bo
     except ProviderUnavailable:
         return _later(record, state, c, now)
     stored = steps.with_operation(state, op)
+    if op.kind == steps.FINAL_OP:
+        return _save(record, stored, c, now, next_action_at=now, reservations=reservations)
     return _save(record, stored, c, now, next_action_at=now)
 
 
@@ -265,7 +279,7 @@ def _poll(record, state, step, c: Collaborators, now: float, receivers) -> bool:
                     paid.append(current)
     saved = _save(record, outcome.state, c, now, next_action_at=now,
                   entries=tuple((f"split#{op.out_order_no}#{n}", e) for n, e in enumerate(outcome.entries)),
-                  paid_commissions=tuple(paid), recoveries=_recoveries(outcome.recovered, record.dealer_id, c),
+                  paid_commissions=tuple(paid), **_clawbacks_settled(outcome.state, op.out_order_no, record.dealer_id, c),
                   alerts=_given_up_alerts(record.order_id, outcome.given_up, op.out_order_no, c, now))
     if saved:
         log.info("split finished", extra={"fields": {
@@ -322,29 +336,38 @@ def _return_ended(record, state, op, result: str, reason: str | None, c: Collabo
 
 def _recovering(part: steps.Part, dealer_id: str, c: Collaborators) -> steps.Part:
     """A promoter's part of the final split less what they owe for clawbacks on this
-    dealer's sales (kept back by the dealer, booked as recovered when the split succeeds)."""
+    dealer's sales, oldest first (kept back by the dealer)."""
     if part.role == steps.BRAND_ROLE:
         return part
-    owed = sum(int(cb.owed_fen) for cb in c.settlement.open_clawbacks(part.role[len(rules.PROMOTER_PREFIX):],
-                                                                      dealer_id))
-    kept = min(owed, part.amount_fen)
-    return replace(part, amount_fen=part.amount_fen - kept, recovered_fen=kept) if kept else part
+    left, taken = part.amount_fen, []
+    for clawback in c.settlement.open_clawbacks(part.role[len(rules.PROMOTER_PREFIX):], dealer_id):
+        fen = min(left, int(clawback.owed_fen))
+        if fen:
+            taken.append((clawback.commission_id, fen))
+            left -= fen
+    kept = part.amount_fen - left
+    return replace(part, amount_fen=left, recovered_fen=kept, recovering=tuple(taken)) if kept else part
 
 
-def _recoveries(recovered: dict, dealer_id: str, c: Collaborators) -> tuple:
-    """(clawback, fen, CLAWBACK entry on its order) for what each promoter had kept back,
-    oldest clawback first."""
-    found = []
-    for promoter_id, fen in recovered.items():
-        for clawback in c.settlement.open_clawbacks(promoter_id, dealer_id):
-            if not fen:
-                break
-            taken = min(fen, int(clawback.owed_fen))
-            found.append((clawback, taken, rules.LedgerEntry(
-                clawback.order_id, rules.dealer_account(dealer_id), rules.promoter_account(promoter_id), taken,
-                rules.CLAWBACK)))
-            fen -= taken
-    return tuple(found)
+def _clawbacks_of(part: steps.Part, c: Collaborators) -> list:
+    """(clawback record, fen) for what a part keeps back."""
+    promoter_id = part.role[len(rules.PROMOTER_PREFIX):]
+    return [(c.splits.commission(promoter_id, commission_id), fen) for commission_id, fen in part.recovering]
+
+
+def _clawbacks_settled(state, out_order_no: str, dealer_id: str, c: Collaborators) -> dict:
+    """A final split's end for the clawbacks its parts kept back: recovered where the part
+    was paid (a CLAWBACK entry on the clawed-back order), released where it was closed."""
+    op = next(o for o in state.operations if o.out_order_no == out_order_no)
+    recoveries, releases = [], []
+    for part in op.parts:
+        for clawback, fen in _clawbacks_of(part, c):
+            if part.result == steps.SUCCESS:
+                recoveries.append((clawback, fen, rules.LedgerEntry(
+                    clawback.order_id, rules.dealer_account(dealer_id), part.role, fen, rules.CLAWBACK)))
+            else:
+                releases.append((clawback, fen))
+    return {"recoveries": tuple(recoveries), "releases": tuple(releases)}
 
 
 def _readd(record, state, step, c: Collaborators, now: float, receivers) -> bool:
@@ -546,6 +569,11 @@ def record_refund(order_id: str, refund_id: str, c: Collaborators, now: float, a
             # The payment's PLAN_SPLIT has not been consumed yet: fail, so this is retried.
             raise Internal("The order's split plan is not made yet: the refund is unwound later.", order_id=order_id)
         state = _state(record)
+        if not units and state.refunded_fen + int(refund.amount_fen) >= state.plan.paid_fen:
+            # A full refund by amount gives back every unit not refunded yet.
+            done = state.refunded_units()
+            units = {sku: quantity - done.get(sku, 0) for sku, quantity, _ in state.lines
+                     if quantity > done.get(sku, 0)}
         recorded = steps.with_refund(state, steps.RefundUnwind(refund_id, int(refund.amount_fen), units))
         if recorded is state:
             return "ALREADY_RECORDED"

@@ -197,7 +197,7 @@ class ReturnResult:
     out_order_no: str | None    # the split order it returns from
     return_mchid: str
     amount_fen: int
-    result: str                 # RETURN_PROCESSING, RETURN_SUCCESS, RETURN_FAILED
+    result: str                 # PROCESSING, SUCCESS or FAILED (the RETURN_* constants)
     fail_reason: str | None     # when FAILED: BALANCE_NOT_ENOUGH, ACCOUNT_ABNORMAL, TIME_OUT_CLOSED, ...
     raw: dict
 

@@ -11,19 +11,19 @@ import pytest
 
 from chalicelib.clock import business_clock
 from chalicelib.domain import settlement as steps
+from chalicelib.domain import splits as rules
 from chalicelib.errors import Internal
 from chalicelib.services import payments as pay
 from chalicelib.services import wiring
 from chalicelib.services.settlement import (collaborators, on_unwind_split, record_refund, settle_due_splits,
                                             settle_order, unwind_before_refund)
 from chalicelib.services.splits import earn_due_commissions, estimated_fee_fen, on_plan_split
-from chalicelib.domain import splits as rules
 from tests.helpers import FakeProfitSharing
 from tests.unit.test_fulfilment import SP
 from tests.unit.test_orders import DELIVERY, STORE, shop  # noqa: F401 - the fixture
 from tests.unit.test_refunds import ask, settle
 from tests.unit.test_scans import make_scene
-from tests.unit.test_settlement import amounts, booked, commission, ledger, load, ops, state, with_promoter
+from tests.unit.test_settlement import amounts, booked, ledger, load, ops, state, with_promoter
 
 DAY = 86400
 SKU = "LM-MS-WL"                 # 9900 fen, cost 7500
@@ -99,6 +99,7 @@ def drive(c, fake, oid, start, until, max_runs=40):
 
 def order_at(shop, fake, key, quantity=2, store=STORE, sub_mchid=SHU_MCHID, settled=True, plan=True):  # noqa: F811
     """A paid order (its split plan made, its payment known to the fake, fee as estimated)."""
+    shop.tokens.clear()                                              # business time moves by weeks here
     order = shop.order({"store_id": store, "lines": [{"sku": SKU, "quantity": quantity}], "fulfillment": DELIVERY},
                        key=key).json
     oid, payable = order["order_id"], order["amounts"]["payable_fen"]
@@ -127,6 +128,12 @@ def succeed(refund, oid):
     payload = {"order_id": oid, "refund_id": refund["refund_id"]}
     on_unwind_split("ob-1", payload)
     on_unwind_split("ob-1", payload)
+
+
+def commission(oid):
+    """The order's one commission (its clawbacks are on the order's index too)."""
+    (record,) = [cm for cm in wiring.splits().commissions_of_order(oid) if not cm.commission_id.startswith("clawback#")]
+    return wiring.splits().commission(record.promoter_id, record.commission_id)
 
 
 def breakdown(oid, paid=PAID):
@@ -167,6 +174,48 @@ def paid_commission_then_refunded(stores, fake, c):  # noqa: F811
     succeed(refund, oid)
     drive(c, fake, oid, wiring.now(), wiring.now() + DAY)
     return amy, oid, now
+
+
+# --- the fake's returns are WeChat-like (no DynamoDB needed) -----------------------------------
+
+def test_the_fake_provider_returns_like_wechat():
+    from chalicelib.wechat.pay import MERCHANT_ID, ProviderRefused, Receiver, ReturnResult, SplitReceiver
+
+    fake = FakeProfitSharing(max_ratio_bps=3000, result_after_s=5)
+    fake.payment("4200000001", SHU_MCHID, 10000, 60, paid_at=1000.0, settled=True)
+    fake.add_receiver(SHU_MCHID, Receiver(MERCHANT_ID, "1900000200", "Brand", "BRAND"))
+    fake.now = 1100
+    fake.request_split(SHU_MCHID, "4200000001", "S01", [SplitReceiver(MERCHANT_ID, "1900000200", 3000, "x")], False)
+
+    def refused(*args):
+        with pytest.raises(ProviderRefused) as caught:
+            fake.create_return(SHU_MCHID, *args, "回退")
+        return caught.value.provider_code
+
+    assert refused("S01", "R01", "1900000200", 1000) == "INVALID_REQUEST"        # not finished yet
+    fake.now = 1105
+    assert refused("S09", "R01", "1900000200", 1000) == "RESOURCE_NOT_EXISTS"
+    assert refused("S01", "R01", "1900000999", 1000) == "INVALID_REQUEST"        # not its receiver
+    assert refused("S01", "R01", "1900000200", 3001) == "INVALID_REQUEST"        # more than it got
+    fake.balances["1900000200"] = 2500
+    first = fake.create_return(SHU_MCHID, "S01", "R01", "1900000200", 2000, "回退")
+    assert isinstance(first, ReturnResult) and (first.result, first.amount_fen, first.out_order_no) == \
+        ("SUCCESS", 2000, "S01")
+    assert fake.create_return(SHU_MCHID, "S01", "R01", "1900000200", 2000, "回退").result == "SUCCESS"   # same one
+    assert fake.returns_accepted == {"R01": 1} and fake.balances["1900000200"] == 500
+    assert refused("S01", "R01", "1900000200", 1000) == "PARAM_ERROR"            # same number, other amount
+    assert refused("S01", "R02", "1900000200", 1001) == "INVALID_REQUEST"        # 3000 - 2000 returned
+    failed = fake.create_return(SHU_MCHID, "S01", "R02", "1900000200", 1000, "回退")
+    assert (failed.result, failed.fail_reason) == ("FAILED", "BALANCE_NOT_ENOUGH") and fake.balances["1900000200"] == 500
+    assert fake.query_return(SHU_MCHID, "S01", "R02").result == "FAILED"
+    fake.balances["1900000200"] = 5000                                           # FAILED stays FAILED
+    assert fake.create_return(SHU_MCHID, "S01", "R02", "1900000200", 1000, "回退").result == "FAILED"
+    assert fake.create_return(SHU_MCHID, "S01", "R03", "1900000200", 1000, "回退").result == "SUCCESS"
+    with pytest.raises(ProviderRefused):
+        fake.query_return(SHU_MCHID, "S01", "R09")
+    assert refused("S01", "R04", "1900000200", 1) == "INVALID_REQUEST"          # all 3000 returned
+    fake.no_return_auth.add("1900000200")
+    assert refused("S01", "R04", "1900000200", 1) == "NO_AUTH"                  # checked before the amount
 
 
 # --- 1. before any split: the commission is cancelled, the plan unfreezes --------------------
@@ -272,7 +321,7 @@ def test_a_return_the_brand_cannot_pay_leaves_the_brand_owing_the_dealer_and_is_
 
 def test_a_paid_commission_refunded_is_clawed_back_and_recovered_only_from_the_same_dealers_next_commission(
         c, stores, fake, bridged):
-    amy, oid, refunded_at = paid_commission_then_refunded(stores, fake, c)
+    amy, oid, _ = paid_commission_then_refunded(stores, fake, c)
     assert clawbacks(amy) == [(oid, "OWED", 990, 990, "dealer-shu")]
     assert int(promoter_record(amy).clawback_owed_fen) == 990
     assert commission(oid).status == "PAID"                                   # the commission itself stays paid
@@ -376,3 +425,36 @@ def test_unwind_split_is_recorded_once_and_waits_for_the_plan(c, stores, fake, b
     assert record_refund(oid, "rf_unknown", c, wiring.now()) == "NO_REFUND"
     assert booked(oid, "REFUND") == [9900]
     rules.check_invariant(ledger(oid), PAID)
+
+
+# --- bugs found and fixed ----------------------------------------------------------------------
+
+def test_two_final_splits_of_the_same_promoter_and_dealer_at_once_recover_a_clawback_once(c, stores, fake, bridged):
+    amy, oid, _ = paid_commission_then_refunded(stores, fake, c)               # 990 owed on dealer-shu
+    orders = [order_at(stores, fake, f"busy-{n}", quantity=3) for n in range(2)]   # 1485 commission each
+    start = max(float(r.paid_at) for _, r in orders) + 61
+    due_at = max(float(r.commission_due_at) for _, r in orders)
+    for at in (start, start + 10, due_at, due_at + 10, due_at + 20):          # one job run for both plans
+        run(c, fake, at)
+    assert all(load(o).status == "FINISHED" for o, _ in orders)
+    assert clawbacks(amy) == [(oid, "RECOVERED", 990, 0, "dealer-shu")]
+    cash = sum(fake.received(r.transaction_id, "o_amy") for _, r in orders)
+    kept = sorted(p.recovered_fen for o, _ in orders for p in state(o).operations[-1].parts if p.role != "brand")
+    assert sum(kept) == 990 and cash == 2 * 1485 - 990                        # kept back once in all
+    assert amounts(amy)[2] == 990 + cash                                      # paid_fen = what she got
+
+
+def test_a_full_refund_by_amount_before_shipping_gives_every_unit_back_to_the_split(c, stores, fake, bridged):
+    amy = with_promoter(stores)
+    oid, record = order_at(stores, fake, "full-by-amount")
+    t0 = float(record.paid_at)
+    fake.now = to(t0 + 61)
+    settle_order(oid, c, t0 + 61, only=lambda step: step.kind == "FIT")
+    status, refund = ask(stores, oid, {"amount_fen": PAID, "reason": "changed my mind"}, key="amount")
+    assert status == 201
+    succeed(refund, oid)
+    assert stores.get(f"/v1/orders/{oid}").json["status"] == "REFUNDED"
+    drive(c, fake, oid, wiring.now(), float(record.commission_due_at) + DAY)
+    assert load(oid).status == "FINISHED" and [o["kind"] for o in fake.operations] == ["UNFREEZE"]
+    assert commission(oid).status == "CANCELLED" and amounts(amy) == (0, 0, 0)
+    assert breakdown(oid)["receivable"] == 0 and alerts_of("SPLIT_FAILED") == []
