@@ -43,6 +43,7 @@ test-integration: install
 bench: install
 	$(PY) bench/import_time.py
 	$(PY) bench/order_path.py
+	$(PY) bench/routing_parity.py
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules .pytest_cache .hypothesis
