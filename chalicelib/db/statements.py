@@ -24,7 +24,7 @@ class StatementRepository:
         for record in LedgerEntryRecord.receivables_by_dealer.query(dealer_id, range_key_condition=condition):
             if record.at < before:
                 yield Movement(record.order_id, record.entry_id, record.debit, record.credit,
-                               int(record.amount_fen), float(record.at))
+                               int(record.amount_fen), float(record.at))   # ``at``: a timestamp, not money
 
     def settlements(self, dealer_id: str) -> list[Settlement]:
         """Every settlement recorded for the dealer (a few a month: one partition, read whole)."""

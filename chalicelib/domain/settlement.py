@@ -431,6 +431,11 @@ def accepted(state: Settlement, out_order_no: str, now: float) -> Settlement:
                        replace(op, state=PROCESSING, not_ready=False, poll_at=now + POLL_AFTER_S))
 
 
+def still_processing(state: Settlement, out_order_no: str, now: float) -> Settlement:
+    """The provider has no result yet: ask again a little later."""
+    return _replace_op(state, replace(_op(state, out_order_no), poll_at=now + POLL_AFTER_S))
+
+
 def not_ready(state: Settlement, out_order_no: str, now: float) -> Settlement:
     count = state.not_ready_count + 1
     op = replace(_op(state, out_order_no), not_ready=True)

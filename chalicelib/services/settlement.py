@@ -261,7 +261,7 @@ def _poll(record, state, step, c: Collaborators, now: float, receivers) -> bool:
     except ProviderUnavailable:
         return _later(record, state, c, now)
     if result.state not in ("FINISHED", "SPLIT_FINISHED"):
-        waiting = steps._replace_op(state, replace(op, poll_at=now + steps.POLL_AFTER_S))
+        waiting = steps.still_processing(state, op.out_order_no, now)
         _save(record, waiting, c, now, next_action_at=now + steps.POLL_AFTER_S)
         return False
     outcome = steps.finished(state, op.out_order_no,
@@ -316,7 +316,7 @@ def _poll_return(record, state, op, c: Collaborators, now: float) -> bool:
     except ProviderRefused as refusal:
         return _return_ended(record, state, op, "FAILED", refusal.provider_code, c, now)
     if result.result not in ("SUCCESS", "FAILED"):
-        waiting = steps._replace_op(state, replace(op, poll_at=now + steps.POLL_AFTER_S))
+        waiting = steps.still_processing(state, op.out_order_no, now)
         _save(record, waiting, c, now, next_action_at=now + steps.POLL_AFTER_S)
         return False
     return _return_ended(record, state, op, result.result, result.fail_reason, c, now)

@@ -306,11 +306,13 @@ class WeChatPayClient:
 
     # --- profit sharing (wechatpay-v3.md §6), partner mode
 
-    def _sharing(self, api: str, key: str, send) -> dict:
+    def _sharing(self, api: str, key: str, send, mapping=None) -> dict:
+        """A profit-sharing call: WeChat's refusals mapped to what the caller can act on
+        (``mapping``: ``_sharing_error`` by default, ``_return_error`` for returns)."""
         try:
             return self._call(api, key, send)[1]
         except ProviderRefused as refused:
-            mapped = _sharing_error(api, refused)
+            mapped = (mapping or _sharing_error)(api, refused)
             if mapped is refused:
                 raise
             raise mapped from refused
@@ -371,15 +373,6 @@ class WeChatPayClient:
         body = self._sharing("max_ratio", sub_mchid, lambda: self._sdk.profitsharing_config_query(sub_mchid=sub_mchid))
         return _fen(body.get("max_ratio"), "max_ratio")
 
-    def _returning(self, api: str, key: str, send) -> dict:
-        try:
-            return self._call(api, key, send)[1]
-        except ProviderRefused as refused:
-            mapped = _return_error(api, refused)
-            if mapped is refused:
-                raise
-            raise mapped from refused
-
     def create_return(self, sub_mchid: str, out_order_no: str, out_return_no: str, return_mchid: str,
                       amount_fen: int, description: str) -> ReturnResult:
         """Take ``amount_fen`` the MERCHANT_ID receiver ``return_mchid`` got from the split order
@@ -391,7 +384,7 @@ class WeChatPayClient:
             raise ValueError(f"amount_fen must be a positive int of fen, not {amount_fen!r}")
         if not isinstance(description, str) or not 1 <= len(description) <= 80:
             raise ValueError("a return needs a description of 1 to 80 characters")
-        body = self._returning("create_return", out_return_no, lambda: self._sdk.profitsharing_return(
+        body = self._sharing("create_return", out_return_no, mapping=_return_error, send=lambda: self._sdk.profitsharing_return(
             out_return_no=out_return_no, return_mchid=return_mchid, amount=amount_fen, description=description,
             out_order_no=out_order_no, sub_mchid=sub_mchid))
         return _return_result(body, out_return_no, "create_return")
@@ -399,7 +392,7 @@ class WeChatPayClient:
     def query_return(self, sub_mchid: str, out_order_no: str, out_return_no: str) -> ReturnResult:
         """A return as it stands (RESOURCE_NOT_EXISTS: WeChat never took it)."""
         _check_ids(sub_mchid=sub_mchid, out_order_no=out_order_no, out_return_no=out_return_no)
-        body = self._returning("query_return", out_return_no, lambda: self._sdk.profitsharing_return_query(
+        body = self._sharing("query_return", out_return_no, mapping=_return_error, send=lambda: self._sdk.profitsharing_return_query(
             out_order_no=out_order_no, out_return_no=out_return_no, sub_mchid=sub_mchid))
         return _return_result(body, out_return_no, "query_return")
 

@@ -22,8 +22,8 @@ from tests.helpers import FakeProfitSharing
 from tests.unit.test_fulfilment import SP
 from tests.unit.test_orders import DELIVERY, STORE, shop  # noqa: F401 - the fixture
 from tests.unit.test_refunds import ask, settle
-from tests.unit.test_scans import make_scene
-from tests.unit.test_settlement import amounts, booked, ledger, load, ops, state, with_promoter
+from tests.unit.test_settlement import (amounts, booked, fake, ledger, load, ops, state,  # noqa: F401 - fixtures
+                                        stores, with_promoter)
 
 DAY = 86400
 SKU = "LM-MS-WL"                 # 9900 fen, cost 7500
@@ -34,17 +34,6 @@ OTHER_DEALER_STORE = "store-cd-wuhou"    # dealer-yangtze
 
 
 # --- fixtures and helpers -----------------------------------------------------------------
-
-@pytest.fixture
-def stores(shop):  # noqa: F811
-    make_scene("s.chunxi", "store-cd-chunxi")
-    return shop
-
-
-@pytest.fixture
-def fake():
-    return FakeProfitSharing(max_ratio_bps=3000, result_after_s=5)
-
 
 @pytest.fixture
 def c(stores, fake):

@@ -1027,7 +1027,7 @@ class Sim:
         self.return_numbers = (f"O1-R{n:03d}" for n in itertools.count(1))
         self.fresh, self.fresh_return = next(self.numbers), next(self.return_numbers)
         self.requested, self.alerted, self.fitted = [], set(), None
-        self.refunds, self.unwound_before_fit = [], False
+        self.refunds = []
         self.cancelled, self.clawed = {}, {}
         self.refunded_line_fen = {l.sku: 0 for l in lines}
         self.now = PAID_AT + rng.choice([0, 30, 60, 3600])
@@ -1171,7 +1171,6 @@ class Sim:
             for total, part in ((self.cancelled, cancelled), (self.clawed, clawed)):
                 for pid, fen in part.items():
                     total[pid] = total.get(pid, 0) + fen
-            self.unwound_before_fit |= not state.fitted
             self.save(unwound)
         elif step.kind == "REQUEST":
             op = step.operation
