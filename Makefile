@@ -44,6 +44,10 @@ bench: install
 	$(PY) bench/import_time.py
 	$(PY) bench/order_path.py
 	$(PY) bench/routing_parity.py
+	$(PY) bench/geo_lookup.py
+	$(PY) bench/route_traffic.py
+	$(PY) bench/bill_parse.py
+	$(PY) bench/reconcile_match.py
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules .pytest_cache .hypothesis

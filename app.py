@@ -1,7 +1,7 @@
 """StoreLink's API: a table of contents. Code lives in chalicelib/."""
 from chalice import Chalice, Cron, Rate
 
-from chalicelib.api import callbacks, oa_callbacks, orders, promoters, scans, sessions, stores
+from chalicelib.api import callbacks, locations, oa_callbacks, orders, promoters, scans, sessions, stores
 from chalicelib.api.admin import alerts as admin_alerts
 from chalicelib.api.admin import catalogue as admin_catalogue
 from chalicelib.api.admin import commission_config as admin_commission_config
@@ -10,7 +10,9 @@ from chalicelib.api.admin import funnel as admin_funnel
 from chalicelib.api.admin import network as admin_network
 from chalicelib.api.admin import orders as admin_orders
 from chalicelib.api.admin import promoters as admin_promoters
+from chalicelib.api.admin import reconciliation as admin_reconciliation
 from chalicelib.api.admin import refunds as admin_refunds
+from chalicelib.api.admin import routing as admin_routing
 from chalicelib.api.admin import scenes as admin_scenes
 from chalicelib.api.admin import statements as admin_statements
 from chalicelib.api.admin import unit_codes as admin_unit_codes
@@ -20,6 +22,7 @@ app = Chalice(app_name="storelink")
 app.register_middleware(errors_and_access_log, "http")
 
 app.register_blueprint(sessions.bp, url_prefix="/v1")
+app.register_blueprint(locations.bp, url_prefix="/v1")
 app.register_blueprint(callbacks.bp, url_prefix="/v1")
 app.register_blueprint(oa_callbacks.bp, url_prefix="/v1")
 app.register_blueprint(orders.bp, url_prefix="/v1")
@@ -38,6 +41,8 @@ app.register_blueprint(admin_promoters.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_funnel.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_commission_config.bp, url_prefix="/v1/admin")
 app.register_blueprint(admin_statements.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_reconciliation.bp, url_prefix="/v1/admin")
+app.register_blueprint(admin_routing.bp, url_prefix="/v1/admin")
 # Mini-program and printable QR codes answer image/png (Accept: image/png).
 app.api.binary_types = sorted({*app.api.binary_types, "image/png"})
 
@@ -65,6 +70,13 @@ def settle_splits(event):
     return job.run()
 
 
+@app.schedule(Rate(15, unit=Rate.MINUTES), name="route-traffic")
+def route_traffic(event):
+    from chalicelib.jobs import route_traffic as job
+
+    return job.run(event.context)
+
+
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="earn-commissions")
 def earn_commissions(event):
     from chalicelib.services import wiring
@@ -78,5 +90,14 @@ def earn_commissions(event):
 @app.schedule(Cron(30, 18, "*", "*", "?", "*"), name="check-ledgers")
 def check_ledgers(event):
     from chalicelib.jobs import check_ledgers as job
+
+    return job.run((event.detail or {}).get("date"))
+
+
+# Daily at 10:30 Beijing (02:30 UTC): the previous Beijing day against WeChat Pay's bills,
+# which exist from 10:00 (``--date`` by hand).
+@app.schedule(Cron(30, 2, "*", "*", "?", "*"), name="reconcile")
+def reconcile(event):
+    from chalicelib.jobs import reconcile as job
 
     return job.run((event.detail or {}).get("date"))

@@ -51,6 +51,12 @@ class Settings:
     # The full legal name of the brand's merchant account (brand_mchid): WeChat Pay requires it
     # to add that account as a profit-sharing receiver; None: splits cannot start (alerted)
     brand_legal_name: str | None = None
+    # The brand whose mall this deployment is (the one whose routing settings the
+    # route-traffic job applies); None: the default routing settings
+    brand_id: str | None = None
+    # The S3 bucket of the nightly reconciliation's CSV reports (M13); None: files under
+    # <data dir>/reports (the local stage)
+    reports_bucket: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -110,6 +116,8 @@ def settings() -> Settings:
         rebind_on_scan=_flag("REBIND_ON_SCAN"),
         oa_appid=os.environ.get("OA_APPID", "").strip() or None,
         brand_legal_name=os.environ.get("BRAND_LEGAL_NAME", "").strip() or None,
+        brand_id=os.environ.get("BRAND_ID", "").strip() or None,
+        reports_bucket=os.environ.get("REPORTS_BUCKET", "").strip() or None,
         notify_url=os.environ.get("WECHATPAY_NOTIFY_URL") or (
             os.environ.get("STORELINK_API_URL", "http://127.0.0.1:8000").rstrip("/") + "/v1/callbacks/wechatpay"),
     )

@@ -204,10 +204,13 @@ class PaymentRepository:
         return items.get(OrderRecord, order_id)
 
     def mark_paid(self, order_id: str, transaction_id: str, amount_fen: int, paid_at: float,
-                  follow_up: list[tuple[str, dict]], now: float, ledger: tuple = ()) -> None:
+                  follow_up: list[tuple[str, dict]], now: float, ledger: tuple = (),
+                  success_at: float | None = None) -> None:
         """PENDING_PAYMENT -> PAID, the history, the ledger's PAYMENT entry (``ledger``:
         domain LedgerEntry objects) and the follow-up outbox items (work and funnel
-        events), all or nothing.
+        events), all or nothing. The order goes on the ``paid_by_day`` index under the
+        Beijing day of the provider's ``success_at`` (else of ``paid_at``): the nightly
+        reconciliation's payments of a day.
 
         Raises OrderChanged when the order is not (any more) pending with that amount.
         TransactionConflict (a concurrent transaction on the same items) propagates as
@@ -218,14 +221,18 @@ class PaymentRepository:
 
         from chalicelib.db.outbox import new_outbox_item
         from chalicelib.db.records import OrderEventRecord, OrderRecord
-        from chalicelib.db.ledger import ledger_record
+        from chalicelib.db.ledger import ledger_day_shard, ledger_record
 
+        paid_day = [OrderRecord.paid_day_shard.set(ledger_day_shard(order_id, paid_at if success_at is None
+                                                                    else success_at))]
+        if success_at is not None:
+            paid_day.append(OrderRecord.success_at.set(success_at))
         try:
             with TransactWrite(connection=transaction_connection()) as tx:
                 tx.update(OrderRecord(order_id),
                           actions=[OrderRecord.status.set("PAID"), OrderRecord.paid_at.set(paid_at),
                                    OrderRecord.transaction_id.set(transaction_id), OrderRecord.version.add(1),
-                                   OrderRecord.pending_shard.remove()],
+                                   OrderRecord.pending_shard.remove(), *paid_day],
                           condition=(OrderRecord.status == "PENDING_PAYMENT")
                           & (OrderRecord.payable_fen == amount_fen))
                 tx.save(OrderEventRecord(order_id, event_id(now), kind="PAYMENT_APPLIED",

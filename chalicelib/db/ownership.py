@@ -50,7 +50,9 @@ class OwnershipRepository:
                           actions=[CustomerRecord.owning_store_id.set(to_store),
                                    CustomerRecord.owning_dealer_id.set(to_dealer),
                                    CustomerRecord.owner_basis.set(basis),
-                                   CustomerRecord.owned_since.set(at)],
+                                   CustomerRecord.owned_since.set(at),
+                                   # an owner ends the customer's wait for routing (route-traffic)
+                                   CustomerRecord.awaiting_route.remove(), CustomerRecord.route_due_at.remove()],
                           condition=CustomerRecord.customer_id.exists() & expected)
         except TransactWriteError as exc:
             # PynamoDB sends puts before updates: [change, outbox, customer]

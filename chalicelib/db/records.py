@@ -61,6 +61,10 @@ class BrandRecord(_Record):
     # +1 on every change of the settings or of a product's own rates: each such write is
     # conditional on the number its check read, so two changes checked apart cannot combine
     commission_version = NumberAttribute(null=True)
+    # The brand's routing configuration (chalicelib/domain/routing_config.py); null: the
+    # defaults. +1 on every change, each write conditional on the version it read
+    routing_settings = JSONAttribute(null=True)
+    routing_version = NumberAttribute(null=True)
 
 
 class DealerRecord(_Record):
@@ -101,7 +105,11 @@ class StoreRecord(_Record):
     # WGS-84 degrees (coordinates, not money: floats are fine here)
     lat = NumberAttribute()
     lng = NumberAttribute()
-    geo_cell = UnicodeAttribute()        # H3 cell holding the store, for nearest-store lookups
+    # The geo index entries written for the store ("<partition>|<sort>", store_geo table):
+    # each change of place, services or status rewrites them in the same transaction
+    geo_keys = ListAttribute(of=UnicodeAttribute, null=True)
+    # Service quality 0-100 (higher first among equally near stores); absent: 0
+    service_score = NumberAttribute(null=True)
     # The dealer's WeChat Pay sub-merchant, copied here so placing an order reads one
     # item less (kept in step by update_dealer)
     sub_mchid = UnicodeAttribute(null=True)
@@ -114,7 +122,27 @@ class StoreRecord(_Record):
     version = NumberAttribute(default=0)
     by_dealer = _index("by_dealer", "dealer_id", "store_id")
     by_brand = _index("by_brand", "brand_id", "store_id")
-    by_geo_cell = _index("by_geo_cell", "geo_cell", "store_id")
+    # A city's stores: where city-only customers are routed (route-traffic, issue M11)
+    by_city = _index("by_city", "city", "store_id")
+
+
+class StoreGeoRecord(_Record):
+    """The geo index of active stores (chalicelib/domain/store_geo.py): one item per
+    (store, service offered, and "*"), keyed so one Query reads every store of a service
+    in any H3 cell; plus the density counts the search resolution is chosen by
+    (geo_key "density#<service>", spot = res-6 cell, stores = how many)."""
+    short_name = "store_geo"
+    geo_key = UnicodeAttribute(hash_key=True)      # <service>#<res-3 cell> | density#<service>
+    spot = UnicodeAttribute(range_key=True)        # <res-9 cell>#<store_id> | <res-6 cell>
+    store_id = UnicodeAttribute(null=True)
+    dealer_id = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    lat = NumberAttribute(null=True)
+    lng = NumberAttribute(null=True)
+    services = UnicodeSetAttribute(null=True)
+    opening_hours = JSONAttribute(null=True)
+    service_score = NumberAttribute(null=True)
+    stores = NumberAttribute(null=True)            # density items only
 
 
 class StaffRecord(_Record):
@@ -189,7 +217,26 @@ class CustomerRecord(_Record):
     last_purchase_store_id = UnicodeAttribute(null=True)
     last_order_id = UnicodeAttribute(null=True)
     by_owning_store = _index("by_owning_store", "owning_store_id", "owned_since", numeric_range=True)
+    # Where the customer is, coarsened (chalicelib/domain/locations.py; never the raw
+    # coordinates): an H3 cell and its centre, or a city; newest wins (``located_at``)
+    location_kind = UnicodeAttribute(null=True)         # CELL | CITY
+    location_cell = UnicodeAttribute(null=True)
+    location_lat = NumberAttribute(null=True)           # the cell's centre
+    location_lng = NumberAttribute(null=True)
+    location_city = UnicodeAttribute(null=True)
+    location_source = UnicodeAttribute(null=True)       # STATED (PUT /v1/me/location) | SCAN
+    located_at = NumberAttribute(null=True)
+    # Set (R0..R9) while the customer has a location and no owner: the route-traffic job's
+    # queue (sparse index), due from ``route_due_at``; removed when anyone sets an owner
+    awaiting_route = UnicodeAttribute(null=True)
+    route_due_at = NumberAttribute(null=True)
+    # What routing last decided: its reason (routing.NEAREST, ALL_CAPPED, ...), the
+    # distance to the chosen store (none for a city) and the run
+    route_reason = UnicodeAttribute(null=True)
+    route_distance_m = NumberAttribute(null=True)
+    route_run_id = UnicodeAttribute(null=True)
     by_owning_dealer = _index("by_owning_dealer", "owning_dealer_id", "owned_since", numeric_range=True)
+    awaiting_route_by_due = _index("awaiting_route_by_due", "awaiting_route", "route_due_at", numeric_range=True)
 
 
 class SceneRecord(_Record):
@@ -361,10 +408,16 @@ class OrderRecord(_Record):
     fulfilling_shard = UnicodeAttribute(null=True)
     refund_attempts = NumberAttribute(default=0)       # out_refund_no attempts numbered on the order
     refund_committed_fen = NumberAttribute(default=0)  # held by refunds asked, processing or done
+    # Nightly reconciliation (M13, chalicelib/db/reconciliation_day.py): the provider's success
+    # time (epoch s; null when its word carried none) and <Beijing day of it, else of
+    # paid_at>#<0-9>, set in the write that applies the payment (sparse: paid orders only)
+    success_at = NumberAttribute(null=True)
+    paid_day_shard = UnicodeAttribute(null=True)
     by_customer = _index("by_customer", "customer_id", "created_at", numeric_range=True)
     by_store = _index("by_store", "store_id", "created_at", numeric_range=True)
     pending_by_expiry = _index("pending_by_expiry", "pending_shard", "expires_at", numeric_range=True)
     fulfilling_by_shipped = _index("fulfilling_by_shipped", "fulfilling_shard", "shipped_at", numeric_range=True)
+    paid_by_day = _index("paid_by_day", "paid_day_shard", "order_id")
 
 
 class RefundRecord(_Record):
@@ -387,8 +440,14 @@ class RefundRecord(_Record):
     success_at = NumberAttribute(null=True)
     # Set while the job may have to act (call, poll, retry): sparse, sharded
     open_shard = UnicodeAttribute(null=True)
+    # Nightly reconciliation (M13): the order's sub-merchant (copied at creation), and
+    # <Beijing day the current attempt was stored to be sent>#<0-9>, set with each
+    # out_refund_no sent (sparse: never set on a REQUESTED return awaiting its decision)
+    sub_mchid = UnicodeAttribute(null=True)
+    requested_day_shard = UnicodeAttribute(null=True)
     by_order = _index("by_order", "order_id", "created_at", numeric_range=True)
     open_by_update = _index("open_by_update", "open_shard", "updated_at", numeric_range=True)
+    requested_by_day = _index("requested_by_day", "requested_day_shard", "refund_id")
 
 
 class LedgerEntryRecord(_Record):
@@ -445,6 +504,20 @@ class SplitPlanRecord(_Record):
     due_shard = UnicodeAttribute(null=True)        # S0-S9 until FINISHED / EXPIRED (sparse index for the job)
     next_action_at = NumberAttribute(null=True)
     settling_by_due = _index("settling_by_due", "due_shard", "next_action_at", numeric_range=True)
+
+
+class SharingOpRecord(_Record):
+    """The day index of split and return operations (M13): one item per operation the
+    provider accepted, put in the transaction that records the acceptance on the plan, so
+    the nightly reconciliation reads a day's operations in ten Queries (the operation
+    itself stays in the plan's ``settlement`` JSON, read from there)."""
+    short_name = "sharing_ops"
+    day_shard = UnicodeAttribute(hash_key=True)    # <Beijing day accepted>#<crc32(order_id) % 10>
+    out_no = UnicodeAttribute(range_key=True)      # out_order_no (a split) or out_return_no (a return)
+    order_id = UnicodeAttribute()
+    sub_mchid = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute()                      # BRAND, FINAL, RETURN
+    at = NumberAttribute()                         # when the acceptance was recorded
 
 
 class SplitReceiverRecord(_Record):
@@ -549,6 +622,61 @@ class OaEventRecord(_Record):
     expires_at = TTLAttribute()
 
 
+class JobLeaseRecord(_Record):
+    """Who runs a scheduled job right now: taken with a conditional put (absent, or its
+    lease over), renewed while the run goes on, given back at its end, so a second
+    run started meanwhile exits at once. Expiry is checked on every take (no TTL)."""
+    short_name = "job_leases"
+    job = UnicodeAttribute(hash_key=True)          # e.g. route-traffic
+    holder = UnicodeAttribute()                    # the run id holding it
+    lease_until = NumberAttribute()                # business time; past it anyone may take it
+    acquired_at = NumberAttribute()
+    released_at = NumberAttribute(null=True)
+
+
+class RoutingCountRecord(_Record):
+    """Customers route-traffic gave one store on one Beijing day (caps hold across runs):
+    only ever added to (ADD), once per store per batch of assignments."""
+    short_name = "routing_counts"
+    day = UnicodeAttribute(hash_key=True)          # YYYY-MM-DD, Beijing
+    store_id = UnicodeAttribute(range_key=True)
+    dealer_id = UnicodeAttribute(null=True)
+    assigned = NumberAttribute(default=0)
+    updated_at = NumberAttribute(null=True)
+
+
+class RoutingRunRecord(_Record):
+    """One run of route-traffic: what it read, assigned and deferred, and its balance
+    report per dealer (routing.dealer_balance)."""
+    short_name = "routing_runs"
+    day = UnicodeAttribute(hash_key=True)          # YYYY-MM-DD, Beijing, of the run's start
+    run_id = UnicodeAttribute(range_key=True)      # rt_<ms>_<random>: in time order
+    started_at = NumberAttribute()
+    finished_at = NumberAttribute(null=True)
+    outcome = UnicodeAttribute()                   # DONE | LEASE_LOST
+    stats = JSONAttribute(default=dict)
+    report = JSONAttribute(default=dict)
+
+
+class ReconciliationReportRecord(_Record):
+    """The nightly reconciliation's report of one Beijing day (M13): a header per day
+    (``item`` HEAD: status, the content hash and revision of the report in force, the
+    bills read, counts), and for each revision its parts: the summary cells of each
+    sub-merchant (``R<rev>#S#<sub_mchid>``), the discrepancies with their repair in chunks
+    (``R<rev>#D#<sub_mchid>#<n>``) and the ledger breaks (``R<rev>#L#<n>``) — chunks keep
+    every item far below DynamoDB's 400 KB."""
+    short_name = "reconciliation_reports"
+    day = UnicodeAttribute(hash_key=True)          # YYYY-MM-DD, Beijing
+    item = UnicodeAttribute(range_key=True)        # HEAD | R<rev>#S#<sub> | R<rev>#D#<sub>#<n> | R<rev>#L#<n>
+    sub_mchid = UnicodeAttribute(null=True)        # a part's sub-merchant (S and D parts)
+    status = UnicodeAttribute(null=True)           # HEAD: WAITING | REFUSED | DONE
+    revision = NumberAttribute(null=True)          # HEAD: the revision in force (0 while WAITING)
+    content_hash = UnicodeAttribute(null=True)     # HEAD: sha256 of the revision's content
+    body = JSONAttribute(default=dict)             # HEAD: counts, bills, repairs; parts: their rows
+    brand_id = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute(null=True)
+
 class OutboxRecord(_Record):
     """Follow-up work written in the same transaction as the change that causes it,
     consumed from the table's stream (in AWS by the outbox_consumer Lambda, locally
@@ -597,6 +725,7 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
     DealerRecord,
     SharingChangeRecord,
     StoreRecord,
+    StoreGeoRecord,
     StaffRecord,
     ProductRecord,
     StockRecord,
@@ -616,6 +745,7 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
     LedgerEntryRecord,
     StatementSettlementRecord,
     SplitPlanRecord,
+    SharingOpRecord,
     SplitReceiverRecord,
     CommissionRecord,
     IdempotencyRecord,
@@ -623,4 +753,8 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
     OutboxRecord,
     FunnelCounterRecord,
     CountedEventRecord,
+    JobLeaseRecord,
+    RoutingCountRecord,
+    RoutingRunRecord,
+    ReconciliationReportRecord,
 )

@@ -15,6 +15,16 @@ class RefundChanged(Exception):
     """The refund is not (any more) in the state the write expected."""
 
 
+def _sent(refund, now: float) -> None:
+    """A refund record about to be put with an attempt to send: the Beijing day of ``now``
+    on the ``requested_by_day`` index, and the attempt's ``requested_at``."""
+    from chalicelib.db.ledger import ledger_day_shard
+
+    refund.requested_day_shard = ledger_day_shard(refund.order_id, now)
+    refund.attempts = [{**a, "requested_at": now} if a.get("out_refund_no") == refund.out_refund_no
+                       and "requested_at" not in a else a for a in refund.attempts or []]
+
+
 class RefundRepository:
     def __init__(self) -> None:
         bind_records()
@@ -44,6 +54,8 @@ class RefundRepository:
         from chalicelib.db.orders import KeyAlreadyUsed
         from chalicelib.db.records import IdempotencyRecord, OrderEventRecord, OrderRecord, RefundRecord
 
+        if refund.status == "PROCESSING":
+            _sent(refund, now)   # asked straight away: on the reconciliation's day index
         try:
             with TransactWrite(connection=transaction_connection()) as tx:
                 tx.save(refund, condition=RefundRecord.refund_id.does_not_exist())
@@ -74,15 +86,19 @@ class RefundRepository:
         from pynamodb.exceptions import TransactWriteError
         from pynamodb.transactions import TransactWrite
 
+        from chalicelib.db.ledger import ledger_day_shard
         from chalicelib.db.records import OrderRecord, RefundRecord
 
+        attempts = [{**a, "requested_at": now} if a.get("out_refund_no") == out_refund_no and "requested_at" not in a
+                    else a for a in attempts]
         try:
             with TransactWrite(connection=transaction_connection()) as tx:
                 tx.update(RefundRecord(refund_id),
                           actions=[RefundRecord.status.set("PROCESSING"), RefundRecord.out_refund_no.set(out_refund_no),
                                    RefundRecord.attempts.set(attempts), RefundRecord.provider_requested.remove(),
                                    RefundRecord.updated_at.set(now),
-                                   RefundRecord.open_shard.set(f"R{secrets.randbelow(OPEN_SHARDS)}")],
+                                   RefundRecord.open_shard.set(f"R{secrets.randbelow(OPEN_SHARDS)}"),
+                                   RefundRecord.requested_day_shard.set(ledger_day_shard(order_id, now))],
                           condition=RefundRecord.status == expected_status)
                 tx.update(OrderRecord(order_id), actions=[OrderRecord.version.add(1),
                                                           OrderRecord.refund_attempts.set(attempt)],

@@ -93,9 +93,20 @@ class ScanRepository:
                     actions += [CustomerRecord.owning_store_id.set(owner["to_store"]),
                                 CustomerRecord.owning_dealer_id.set(owner["to_dealer"]),
                                 CustomerRecord.owner_basis.set(owner["basis"]),
-                                CustomerRecord.owned_since.set(now)]
+                                CustomerRecord.owned_since.set(now),
+                                # an owner ends the customer's wait for routing (route-traffic)
+                                CustomerRecord.awaiting_route.remove(), CustomerRecord.route_due_at.remove()]
                     condition &= (CustomerRecord.owning_store_id.does_not_exist() if owner["expected_store"] is None
                                   else CustomerRecord.owning_store_id == owner["expected_store"])
+                if write.location is not None:
+                    # Newest wins, and a customer nobody owns joins the routing queue: both
+                    # conditions fail as CustomerMoved, and the scan is decided again.
+                    from chalicelib.db.locations import location_changes
+
+                    located, newer = location_changes(customer_id, write.location,
+                                                      queue_for_routing=write.queue_for_routing)
+                    actions += located
+                    condition &= newer
                 promoter = write.promoter
                 if promoter:
                     tx.save(ReferralRecord(promoter["promoter_id"], customer_id, chain=promoter["chain"],

@@ -53,8 +53,11 @@ class SettlementRepository:
         from pynamodb.exceptions import TransactWriteError
         from pynamodb.transactions import TransactWrite
 
+        from chalicelib.db.reconciliation_day import accepted_operations
         from chalicelib.db.records import CommissionRecord, PromoterRecord, SplitPlanRecord
 
+        # The reconciliation's day index: operations this step records as accepted by the provider
+        sent = accepted_operations(record, settlement, now)
         actions = [SplitPlanRecord.settlement.set(settlement), SplitPlanRecord.version.set(int(record.version) + 1)]
         if plan is not None:
             actions.append(SplitPlanRecord.plan.set(plan))
@@ -78,6 +81,8 @@ class SettlementRepository:
                 for clawback, fen, entry in recoveries:
                     tx.save(ledger_record(entry.order_id, f"clawback#{record.order_id}#{clawback.commission_id}",
                                           entry, now))
+                for op in sent:
+                    tx.save(op)
                 # One update per promoter (a transaction touches an item once): their totals.
                 totals: dict[str, dict[str, int]] = {}
 
@@ -138,7 +143,7 @@ class SettlementRepository:
             # Another run wrote this plan first (its version moved), or is writing it right
             # now (DynamoDB cancels one of two transactions on the same item): either way
             # this run stops here and the plan is read again at the next run.
-            plan_index = len(entries) + len(alerts) + len(clawbacks) + len(recoveries)   # puts go first
+            plan_index = len(entries) + len(alerts) + len(clawbacks) + len(recoveries) + len(sent)   # puts go first
             if _failed_condition(reasons, plan_index) or any(r is not None and r.code == "TransactionConflict"
                                                     for r in reasons):
                 return False

@@ -1,10 +1,10 @@
-"""Where things are: coordinate checks and the H3 cells that index stores."""
+"""Where things are: coordinate checks."""
 from __future__ import annotations
 
 from chalicelib.errors import ValidationFailed
 
-# Resolution 6 cells are ~36 km² (edge ~3.7 km): a city is tens of cells, so a
-# nearest-store search reads a handful of index partitions, not a whole city.
+# The default search resolution of routing.nearest_stores: res-6 cells are ~36 km²
+# (edge ~3.7 km). The geo index chooses its own per lookup (domain/store_geo.py).
 STORE_CELL_RESOLUTION = 6
 
 
@@ -15,9 +15,3 @@ def check_coordinates(lat: object, lng: object) -> tuple[float, float]:
         if not -limit <= value <= limit or value != value:
             raise ValidationFailed(f"'{name}' must be between -{limit} and {limit}.", field=name)
     return float(lat), float(lng)
-
-
-def store_cell(lat: float, lng: float) -> str:
-    import h3
-
-    return h3.latlng_to_cell(lat, lng, STORE_CELL_RESOLUTION)

@@ -109,6 +109,8 @@ class Store:
     status: str = ACTIVE
     created_at: float = 0.0
     sub_mchid: str | None = None   # the owning dealer's, copied for the order path
+    # Service quality 0-100, set by the brand: ranks equally near stores (higher first)
+    service_score: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -138,9 +138,14 @@ class Ranked:
 
 
 def rank_key(entry: Ranked, open_first: bool = True) -> tuple:
-    """Open stores first (when ``open_first``), then distance, then score (higher first),
-    then store_id, so equal inputs always give the same order."""
-    return (open_first and not entry.open_now, entry.distance_m, -entry.store.score, entry.store.store_id)
+    """Open stores first (when ``open_first``), then distance in whole metres (as listed:
+    two stores equally near to the metre are equally near), then score (higher first),
+    then store_id, so equal inputs always give the same order.
+
+    Rounding cannot break the search's certainty: it stops only when the k-th store is at
+    least ``BOUND_MARGIN_M`` (1 m) nearer than anything unread, so an unread store rounds
+    to a larger whole metre and ranks after it whatever its score."""
+    return (open_first and not entry.open_now, round(entry.distance_m), -entry.store.score, entry.store.store_id)
 
 
 def _suitable(candidate: Candidate, service: str | None) -> bool:

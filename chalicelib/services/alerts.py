@@ -9,13 +9,14 @@ from chalicelib.log import get_logger
 
 
 def alert_record(kind: str, subject: str, message: str, *, order=None, detail: dict | None = None, network,
-                 now: float):
-    """The alert about an order, scoped to its brand, dealer and store (id ``<kind>-<subject>``)."""
+                 now: float, brand_id: str | None = None):
+    """The alert about an order, scoped to its brand, dealer and store (id ``<kind>-<subject>``);
+    an alert about no order (a bill) is the brand's ``brand_id``."""
     from chalicelib.db.records import AlertRecord
 
     dealer = network.get_dealer(order.dealer_id) if order is not None else None
     return AlertRecord(f"{kind}-{subject}", kind=kind, order_id=order.order_id if order else None,
-                       brand_id=dealer.brand_id if dealer else "unknown",
+                       brand_id=dealer.brand_id if dealer else brand_id or "unknown",
                        dealer_id=order.dealer_id if order else None, store_id=order.store_id if order else None,
                        message=message, detail=detail or {}, created_at=now)
 
@@ -27,10 +28,11 @@ def log_alert(record, new: bool = True) -> None:
 
 
 def raise_alert(kind: str, subject: str, message: str, *, order=None, detail: dict | None = None, alerts, network,
-                now: float) -> bool:
+                now: float, brand_id: str | None = None) -> bool:
     """Record (once per ``kind`` and ``subject``, e.g. a refund id) and log an alert about
     an order; True when it is new."""
-    record = alert_record(kind, subject, message, order=order, detail=detail, network=network, now=now)
+    record = alert_record(kind, subject, message, order=order, detail=detail, network=network, now=now,
+                          brand_id=brand_id)
     new = alerts.raise_once(record)
     log_alert(record, new)
     return new

@@ -42,7 +42,8 @@ def apply_payment(transaction: dict, *, payments, sp_mchid: str, sp_appid: str, 
         try:
             payments.mark_paid(order.order_id, transaction_id, order.amounts.payable_fen, paid_at=now,
                                follow_up=follow_up_on_payment(order, transaction_id, paid_at=now), now=now,
-                               ledger=(payment_entry(order),) if order.amounts.payable_fen > 0 else ())
+                               ledger=(payment_entry(order),) if order.amounts.payable_fen > 0 else (),
+                               success_at=success_at(transaction))
         except OrderChanged:
             continue  # someone moved it first: re-read and judge again
         except TransactWriteError as exc:
@@ -55,6 +56,18 @@ def apply_payment(transaction: dict, *, payments, sp_mchid: str, sp_appid: str, 
                                                        "amount_fen": order.amounts.payable_fen}})
         return APPLY
     raise RuntimeError(f"payment for {order_id} could not be applied after {MAX_ATTEMPTS} attempts")
+
+
+def success_at(transaction: dict) -> float | None:
+    """The provider's ``success_time`` (RFC 3339) as epoch seconds; None when absent or
+    unreadable (the reconciliation's day is then our own ``paid_at``'s)."""
+    from chalicelib.domain.time import parse_rfc3339
+
+    text = transaction.get("success_time")
+    try:
+        return parse_rfc3339(text).timestamp() if text else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _is_conflict(exc) -> bool:

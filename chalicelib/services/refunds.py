@@ -60,7 +60,7 @@ def request_refund(customer_id: str, order_id: str, body: dict, idempotency_key:
         attempt = int(record.refund_attempts or 0) + 1
         refund = RefundRecord(
             refund_id="rf_" + secrets.token_urlsafe(12), order_id=order_id, customer_id=customer_id,
-            store_id=order.store_id, status=status, amount_fen=plan.amount_fen,
+            store_id=order.store_id, sub_mchid=order.sub_mchid, status=status, amount_fen=plan.amount_fen,
             lines=[line._asdict() for line in plan.lines], reason=reason,
             restock="YES" if order.status == PAID else None,
             out_refund_no=rules.new_out_refund_no(order_id, attempt),
@@ -304,7 +304,8 @@ def refund_late_payment(transaction: dict, order_record, *, refunds, payments, n
     out_refund_no = rules.new_out_refund_no(order.order_id, attempt)
     refund = RefundRecord(
         refund_id=refund_id, order_id=order.order_id, customer_id=order.customer_id, store_id=order.store_id,
-        status=rules.PROCESSING, amount_fen=amount, lines=[], reason="paid after the order was closed",
+        sub_mchid=order.sub_mchid, status=rules.PROCESSING, amount_fen=amount, lines=[],
+        reason="paid after the order was closed",
         out_refund_no=out_refund_no, attempts=[{"out_refund_no": out_refund_no, "status": rules.PROCESSING}],
         created_at=now, updated_at=now, open_shard=f"R{secrets.randbelow(10)}")
     try:

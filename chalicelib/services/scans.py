@@ -46,6 +46,10 @@ class ScanWrite:
     last_scan_store: str | None = None        # the store the customer last scanned (for the store group)
     unit: dict | None = None                  # a unit code's scan: {expected_count, area}
     promoter: dict | None = None              # {expected_promoter, promoter_id, chain, rule, scene}
+    # the customer's coarse location from the scan's coordinates (newest wins), and whether
+    # they join the route-traffic queue (nobody owns them after this scan)
+    location: object | None = None            # a domain.locations.CoarseLocation
+    queue_for_routing: bool = False
     events: list[tuple[str, dict]] = field(default_factory=list)
 
 
@@ -129,6 +133,14 @@ def _plan(customer, scene_record, card, scan_id, area, points_key, policy: ScanP
                 "customer_id": customer_id, "promoter_id": promoter_id, "chain": chain,
                 "previous_promoter_id": customer.promoter_id, "rule": policy.promoter_rule,
                 "scene": scene_record.scene, "at": now}))
+
+    if area is not None:
+        from chalicelib.domain.locations import SCAN, district, newer
+
+        # Only over an older location (a newer one wins), as the customer was last read.
+        if newer(now, customer.located_at):
+            write.location = district(area, source=SCAN, at=now)
+            write.queue_for_routing = not (decision.bind_to or customer.owning_store_id)
 
     outcome = decision.reason
     if promoter_decision is not None and decision.bind_to is None:

@@ -22,6 +22,15 @@ def network():
 
 
 @functools.lru_cache(maxsize=1)
+def store_finder():
+    """Nearest stores over the geo index; its density counts are cached per process."""
+    from chalicelib.db.store_geo import StoreGeoIndex
+    from chalicelib.services.store_finder import StoreFinder
+
+    return StoreFinder(StoreGeoIndex())
+
+
+@functools.lru_cache(maxsize=1)
 def catalogue():
     from chalicelib.db.catalogue import CatalogueRepository
 
@@ -33,6 +42,28 @@ def commission_config():
     from chalicelib.db.commission_config import CommissionConfigRepository
 
     return CommissionConfigRepository(catalogue())
+
+
+@functools.lru_cache(maxsize=1)
+def routing_config():
+    from chalicelib.db.routing_config import RoutingConfigRepository
+
+    return RoutingConfigRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def routing():
+    """What the route-traffic job reads and writes: its queue, counts, lease and runs."""
+    from chalicelib.db.routing import RoutingRepository
+
+    return RoutingRepository()
+
+
+@functools.lru_cache(maxsize=1)
+def locations():
+    from chalicelib.db.locations import LocationRepository
+
+    return LocationRepository()
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,6 +165,13 @@ def settlement():
 
 
 @functools.lru_cache(maxsize=1)
+def reconciliation_reports():
+    from chalicelib.db.reconciliation_reports import ReconciliationReportRepository
+
+    return ReconciliationReportRepository()
+
+
+@functools.lru_cache(maxsize=1)
 def statements():
     from chalicelib.db.statements import StatementRepository
 
@@ -145,6 +183,14 @@ def payments():
     from chalicelib.wechat.pay import default_client
 
     return default_client()
+
+
+@functools.lru_cache(maxsize=1)
+def bills():
+    """WeChat Pay's bills: applied for, downloaded and verified through the payments client."""
+    from chalicelib.wechat.bills import BillClient
+
+    return BillClient(payments())
 
 
 @functools.lru_cache(maxsize=1)

@@ -138,7 +138,17 @@ def cmd_job(args) -> int:
         print(f"storelink: job {args.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"job": args.name, "result": result}, default=str))
+    if isinstance(result, dict) and result.get("ok") is False:
+        # e.g. reconcile: discrepancies remain, a bill was refused or is not there yet, or
+        # another run holds the day
+        print(f"storelink: job {args.name}: {result.get('message') or _unresolved(result)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _unresolved(result: dict) -> str:
+    return (f"{result.get('remaining', 0)} discrepancies remain unresolved, "
+            f"{result.get('ledger_breaks', 0)} ledgers do not balance (status {result.get('status')})")
 
 
 def main(argv: list[str] | None = None) -> int:

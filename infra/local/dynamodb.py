@@ -56,7 +56,9 @@ def stop_orphan(data_dir: Path) -> int | None:
     return None
 
 
-def start(data_dir: Path, port: int, env: dict) -> subprocess.Popen:
+def start(data_dir: Path, port: int, env: dict, in_memory: bool = False) -> subprocess.Popen:
+    """``in_memory``: nothing on disk (benchmarks loading hundreds of thousands of items:
+    the on-disk engine commits each batch to SQLite and is many times slower)."""
     folder = data_folder(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     running = read_pid(pid_file(data_dir))
@@ -68,9 +70,9 @@ def start(data_dir: Path, port: int, env: dict) -> subprocess.Popen:
     if java is None:
         raise FileNotFoundError("java is not on PATH: DynamoDB Local needs Java 17 or newer")
     jar = find_jar()
-    args = [java, "-Xmx512m", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-            "-jar", str(jar), "-sharedDb", "-disableTelemetry", "-dbPath", str(folder),
-            "-port", str(port)]
+    storage = ["-inMemory"] if in_memory else ["-dbPath", str(folder)]
+    args = [java, "-Xmx2g" if in_memory else "-Xmx512m", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
+            "-jar", str(jar), "-sharedDb", "-disableTelemetry", *storage, "-port", str(port)]
     process = spawn(args, env, folder / "engine.log", pid_file(data_dir), cwd=jar.parent)
     try:
         # DynamoDB Local answers a bare GET with 400: that means it is up.

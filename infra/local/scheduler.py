@@ -126,8 +126,11 @@ class Scheduler:
                  "resources": [f"local:rule/{config.name}"], "detail": {}}
         started = time.perf_counter()
         try:
-            handler(event, None)
+            result = handler(event, None)
             outcome = "ok"
+            if isinstance(result, dict) and result.get("status") == "WAITING":
+                # e.g. reconcile before the bills exist: it says when to ask again
+                outcome = f"waiting: {result.get('message', '')} (retry_at {result.get('retry_at')})"
         except Exception as exc:  # noqa: BLE001 - a failed job is reported, the scheduler goes on
             outcome = f"failed: {type(exc).__name__}: {exc}"
         self.log(json.dumps({"job": config.name, "outcome": outcome,

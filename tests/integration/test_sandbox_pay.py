@@ -554,13 +554,14 @@ def test_faults_of_every_listed_kind_are_accepted_and_unknown_ones_refused(stack
     assert_contract_error(control(stack, "POST", "/sandbox/faults", {"kind": "meteor_strike"}), 400, "INVALID_FAULT")
     assert_contract_error(control(stack, "POST", "/sandbox/faults", {"kind": "bill_hash_corrupt"}), 400,
                           "INVALID_FAULT")   # a bill fault needs its date
-    stored = control(stack, "POST", "/sandbox/faults", {"kind": "missed_refund", "date": "2026-11-22",
-                                                        "out_trade_no": "o_123456", "amount_fen": 500})
+    # (missed_refund and unknown_payment are carried out when injected: test_sandbox_bills.py)
+    stored = control(stack, "POST", "/sandbox/faults", {"kind": "amount_differs", "date": "2026-11-22",
+                                                        "out_trade_no": "o_123456", "total_fen": 500})
     assert stored.status == 201
     control(stack, "POST", "/sandbox/faults", {"kind": "receiver_fails", "account": "o_bob",
                                                "reason": "RECEIVER_HIGH_RISK"})
     kinds = {f["kind"]: f for f in control(stack, "GET", "/sandbox/faults").json()["faults"]}
-    assert kinds["missed_refund"]["amount_fen"] == 500 and kinds["receiver_fails"]["reason"] == "RECEIVER_HIGH_RISK"
+    assert kinds["amount_differs"]["total_fen"] == 500 and kinds["receiver_fails"]["reason"] == "RECEIVER_HIGH_RISK"
     assert control(stack, "DELETE", "/sandbox/faults").json()["cleared"] == 2
     assert control(stack, "GET", "/sandbox/faults").json()["faults"] == []
 

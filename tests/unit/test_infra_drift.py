@@ -49,12 +49,12 @@ def test_a_renamed_hash_key_is_reported(altered):
 
 def test_a_changed_index_key_is_reported(altered):
     stores = _tables(altered)["stores"]["Properties"]
-    by_geo_cell = next(i for i in stores["GlobalSecondaryIndexes"] if i["IndexName"] == "by_geo_cell")
-    by_geo_cell["KeySchema"][1]["AttributeName"] = "dealer_id"
+    by_brand = next(i for i in stores["GlobalSecondaryIndexes"] if i["IndexName"] == "by_brand")
+    by_brand["KeySchema"][1]["AttributeName"] = "dealer_id"
 
     assert table_drift(altered) == [
-        "stores: global index by_geo_cell: records have hash geo_cell (S), range store_id (S); "
-        "projection ALL, the template has hash geo_cell (S), range dealer_id (S); projection ALL"]
+        "stores: global index by_brand: records have hash brand_id (S), range store_id (S); "
+        "projection ALL, the template has hash brand_id (S), range dealer_id (S); projection ALL"]
 
 
 def test_an_index_missing_from_the_template_is_reported(altered):
@@ -154,11 +154,20 @@ def _statements(template: dict, policy: str) -> dict[str, dict]:
     return {statement["Sid"]: statement for statement in document["Statement"]}
 
 
-def test_both_lambdas_may_use_every_table_and_query_its_indexes(template):
+def _scheduled_job_roles() -> set[str]:
+    """The role chalice package makes for each @app.schedule ("settle-splits" -> SettleSplitsRole)."""
+    import app as app_module
+    from chalice.app import ScheduledEventConfig
+
+    return {"".join(part.capitalize() for part in source.name.split("-")) + "Role"
+            for source in app_module.app.event_sources if isinstance(source, ScheduledEventConfig)}
+
+
+def test_every_lambda_may_use_every_table_and_query_its_indexes(template):
     statements = _statements(template, "TableAccessPolicy")
     logical_ids = template_tables(template)
-    assert template["Resources"]["TableAccessPolicy"]["Properties"]["Roles"] == [
-        {"Ref": "ApiHandlerRole"}, {"Ref": "OutboxConsumerRole"}]
+    roles = {role["Ref"] for role in template["Resources"]["TableAccessPolicy"]["Properties"]["Roles"]}
+    assert roles == {"ApiHandlerRole", "OutboxConsumerRole"} | _scheduled_job_roles()
     assert sorted(arn["Fn::GetAtt"][0] for arn in statements["Items"]["Resource"]) == \
         sorted(logical_ids)
     assert sorted(arn["Fn::Sub"] for arn in statements["IndexQueries"]["Resource"]) == \

@@ -74,14 +74,16 @@ def set_data_sharing(dealer_id):
 
 # --- stores
 
-STORE_FIELDS = {"dealer_id", "name", "city", "address", "lat", "lng", "services", "opening_hours", "status"}
+STORE_FIELDS = {"dealer_id", "name", "city", "address", "lat", "lng", "services", "opening_hours", "status",
+                "service_score"}
 
 
 def _store_fields(body: dict, partial: bool) -> dict:
     out = {"name": f.text(body, "name", NAME_MAX, required=not partial),
            "city": f.text(body, "city", 50, required=not partial),
            "address": f.text(body, "address", 200, required=False, min_len=0),
-           "status": f.choice(body, "status", STATUSES, required=False)}
+           "status": f.choice(body, "status", STATUSES, required=False),
+           "service_score": f.integer(body, "service_score", 0, 100, required=False)}
     if not partial or "lat" in body or "lng" in body:
         if partial and not ("lat" in body and "lng" in body):
             from chalicelib.errors import ValidationFailed

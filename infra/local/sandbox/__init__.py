@@ -23,5 +23,10 @@
     merchants.py     per-merchant settings and balances: /sandbox/merchants/{mchid}
     requests_log.py  requests per idempotency key: /sandbox/requests
     faults.py        injected faults and bill discrepancies: /sandbox/faults
+    bills.py         bills of a Beijing day: /v3/bill/tradebill, /v3/profitsharing/bills (apply:
+                     SHA1 + a download URL living 30 wall seconds), /v3/billdownload/file (the
+                     raw file, gzip or text, unsigned); from 10:00 Beijing on D+1 (business clock),
+                     3 months back; statuses as of 09:00 D+1; the bill faults of faults.py
+    bill_files.py    the bill files' exact format (pure writers: rows in, lines out)
     fields.py        field checks shared by the WeChat Pay APIs
 """

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.clock import CLOCK_FILE_NAME, BusinessClock
+from infra.local.sandbox.bills import Bills
 from infra.local.sandbox.controls import Controls
 from infra.local.sandbox.due import DueWork
 from infra.local.sandbox.faults import Faults
@@ -93,6 +94,8 @@ def build(data_dir: Path, host: str, port: int) -> Sandbox:
     refunds.routes(router, gateway)
     profitsharing.routes(router, gateway)
     ProfitSharingReturns(state, clock, profitsharing, merchants, request_log).routes(router, gateway)
+    Bills(state, clock, payments, refunds, profitsharing, merchants, faults, keys, sp_mchid, appid).routes(
+        router, gateway)
     merchants.routes(router)
     request_log.routes(router)
     faults.routes(router)

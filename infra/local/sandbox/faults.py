@@ -12,8 +12,12 @@ answers SYSTEM_ERROR / FREQUENCY_LIMITED / ... instead; with ``carried_out`` the
 operation is done first and its answer lost) and ``profitsharing_slow``
 ``{"delay_s", "api"?}`` (the answer comes that many wall seconds late: a client
 timeout); their ``api`` may also be ``profitsharing_return`` /
-``profitsharing_return_query`` (``returns.py``). The other kinds are validated and stored for the parts that will read
-them (bills): ``Faults.active(kind)`` / ``Faults.take(kind)`` / ``Faults.take_matching``.
+``profitsharing_return_query`` (``returns.py``). The bill kinds (``unknown_payment``,
+``amount_differs``, ``missed_refund``, ``split_differs``, ``bill_hash_corrupt``) are
+``bills.py``'s: it reads them when it makes a day's bill, and its ``appliers`` carry out
+``unknown_payment`` / ``missed_refund`` when they are injected (an applier may refuse with
+FaultError, or add to the params it stores). Readers use ``Faults.active(kind)`` /
+``Faults.take(kind)`` / ``Faults.take_matching``.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from infra.local.sandbox.profitsharing import FAIL_REASONS, FAULT_APIS, FAULT_CO
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+_MCHID = re.compile(r"^\d{8,12}$")
 
 
 def _string(name):
@@ -48,7 +53,8 @@ KINDS: dict[str, tuple[tuple, tuple]] = {
                                  ("carried_out", lambda v: isinstance(v, bool)))),
     "profitsharing_slow": ((("delay_s", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
                               and 0 < v <= 60),), (("api", lambda v: v in FAULT_APIS),)),
-    "unknown_payment": ((_DATE_FIELD,), (_string("out_trade_no"), _fen("total_fen"))),
+    "unknown_payment": ((_DATE_FIELD,), (_string("out_trade_no"), _fen("total_fen"),
+                                         ("sub_mchid", lambda v: isinstance(v, str) and bool(_MCHID.match(v))))),
     "amount_differs": ((_DATE_FIELD, _string("out_trade_no"), _fen("total_fen")), ()),
     "missed_refund": ((_DATE_FIELD, _string("out_trade_no"), _fen("amount_fen")), ()),
     "split_differs": ((_DATE_FIELD, _string("out_order_no")), ()),
@@ -94,6 +100,8 @@ class Faults:
     def __init__(self, state, clock):
         self._state = state
         self._clock = clock
+        # kind -> params -> params: carried out when such a fault is injected (bills.py)
+        self.appliers: dict[str, callable] = {}
 
     def add(self, kind: str, params: dict, once: bool) -> dict:
         with self._state.transaction() as db:
@@ -151,9 +159,13 @@ class Faults:
     def post_fault(self, request: Request) -> Reply:
         try:
             kind, params, once = validate(request.json())
+            with self._state.transaction():   # an applier's work and the fault stand or fall together
+                if kind in self.appliers:
+                    params = self.appliers[kind](params)
+                fault = self.add(kind, params, once)
         except ValueError as exc:  # FaultError, or a body that is not JSON
             return Reply.error(400, "INVALID_FAULT", str(exc) if isinstance(exc, FaultError) else "send JSON")
-        return Reply.json({"fault": self.add(kind, params, once)}, 201)
+        return Reply.json({"fault": fault}, 201)
 
     def delete_faults(self, request: Request) -> Reply:
         kind = request.query.get("kind")

@@ -126,6 +126,11 @@ CREATE TABLE IF NOT EXISTS ps_returns (
     fail_reason TEXT, created_at REAL NOT NULL, finished_at REAL);
 CREATE INDEX IF NOT EXISTS ps_returns_by_order ON ps_returns (out_order_no, return_mchid);
 CREATE INDEX IF NOT EXISTS pay_transactions_paid ON pay_transactions (profit_sharing, success_at);
+-- A day's bills (bills.py) read payments, refunds, splits and returns by time.
+CREATE INDEX IF NOT EXISTS pay_transactions_by_success ON pay_transactions (success_at);
+CREATE INDEX IF NOT EXISTS pay_refunds_by_created ON pay_refunds (created_at);
+CREATE INDEX IF NOT EXISTS ps_orders_by_created ON ps_orders (created_at);
+CREATE INDEX IF NOT EXISTS ps_returns_by_created ON ps_returns (created_at);
 """
 
 # Columns added after a table was first created: a data folder made by an older sandbox

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from chalicelib.domain.customers import WeChatIdentity, identity_key, new_customer_id
-from chalicelib.domain.geo import check_coordinates, store_cell
+from chalicelib.domain.geo import check_coordinates
 from chalicelib.domain.login import check_login_code
 from chalicelib.domain.time import parse_rfc3339, rfc3339
 from chalicelib.errors import ValidationFailed
@@ -52,9 +52,3 @@ def test_naive_times_are_refused():
 def test_impossible_coordinates_are_refused(lat, lng):
     with pytest.raises(ValidationFailed):
         check_coordinates(lat, lng)
-
-
-def test_nearby_stores_share_a_cell_and_far_ones_do_not():
-    chunxi, tianfu, wuhan = store_cell(30.6570, 104.0807), store_cell(30.6574, 104.0800), store_cell(30.58, 114.287)
-    assert chunxi == tianfu
-    assert chunxi != wuhan
