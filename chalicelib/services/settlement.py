@@ -566,6 +566,11 @@ def record_refund(order_id: str, refund_id: str, c: Collaborators, now: float, a
     for _ in range(attempts):
         record = c.settlement.load(order_id)
         if record is None or record.paid_at is None:
+            order = c.orders.get(order_id)
+            if order is None or order.paid_at is None:
+                # A payment that reached a closed order is refunded without ever being
+                # applied (late payment): no plan will come, nothing was split.
+                return "NEVER_PLANNED"
             # The payment's PLAN_SPLIT has not been consumed yet: fail, so this is retried.
             raise Internal("The order's split plan is not made yet: the refund is unwound later.", order_id=order_id)
         state = _state(record)

@@ -447,3 +447,23 @@ def test_a_full_refund_by_amount_before_shipping_gives_every_unit_back_to_the_sp
     assert load(oid).status == "FINISHED" and [o["kind"] for o in fake.operations] == ["UNFREEZE"]
     assert commission(oid).status == "CANCELLED" and amounts(amy) == (0, 0, 0)
     assert breakdown(oid)["receivable"] == 0 and alerts_of("SPLIT_FAILED") == []
+
+
+def test_a_late_payment_refunded_without_a_plan_has_nothing_to_unwind_and_does_not_block_the_outbox():
+    """A payment that reached a closed order (found by the nightly reconciliation, or a
+    late notification) is refunded without ever being applied: its UNWIND_SPLIT must not
+    fail forever (it held up every later outbox item of its stream shard)."""
+    from types import SimpleNamespace
+
+    from chalicelib.errors import Internal
+    from chalicelib.services.settlement import record_refund
+
+    refund = SimpleNamespace(order_id="od_late", amount_fen=9900, lines=[])
+    never_paid = SimpleNamespace(paid_at=None)
+    c = SimpleNamespace(refunds=SimpleNamespace(get=lambda _id: refund),
+                        settlement=SimpleNamespace(load=lambda _id: None),
+                        orders=SimpleNamespace(get=lambda _id: never_paid))
+    assert record_refund("od_late", "rf_late_od_late", c, 0.0) == "NEVER_PLANNED"
+    never_paid.paid_at = 1.0                       # paid here: the plan is only late, so wait for it
+    with pytest.raises(Internal):
+        record_refund("od_late", "rf_late_od_late", c, 0.0)
